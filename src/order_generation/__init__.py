@@ -1,0 +1,1 @@
+"""GlobeCo Order Generation Service: investment models and exact portfolio rebalancing."""

@@ -1,0 +1,58 @@
+"""Service configuration from environment variables (and an optional .env file)."""
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+GLOBECO_URL_FIELDS = (
+    "portfolio_accounting_service_url",
+    "security_service_url",
+    "pricing_service_url",
+    "portfolio_service_url",
+)
+
+
+class Settings(BaseSettings):
+    """Every setting, with its environment variable name and default."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    host: str = "0.0.0.0"
+    port: int = Field(8088, ge=1, le=65535)
+    log_level: str = "INFO"
+    cors_origins: Annotated[list[str], NoDecode] = ["*"]
+    secret_key: SecretStr | None = None
+
+    mongodb_url: str | None = None
+    mongodb_database: str = "order-generation"
+    data_dir: Path = Path("data")
+
+    portfolio_accounting_service_url: str = "http://globeco-portfolio-accounting-service:8087"
+    security_service_url: str = "http://globeco-security-service:8000"
+    pricing_service_url: str = "http://globeco-pricing-service:8083"
+    portfolio_service_url: str = "http://globeco-portfolio-service:8000"
+    external_service_timeout: float = Field(10.0, gt=0)
+    external_service_retries: int = Field(3, ge=0)
+    retry_backoff_seconds: float = Field(0.1, ge=0)
+    circuit_breaker_threshold: int = Field(5, ge=1)
+    circuit_breaker_reset_seconds: float = Field(30.0, gt=0)
+    ticker_cache_seconds: float = Field(600.0, ge=0)
+    price_cache_seconds: float = Field(60.0, ge=0)
+
+    max_optimization_time: float = Field(30.0, gt=0)
+    rebalance_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def globeco_configured(self) -> bool:
+        """True when any GlobeCo service URL was set explicitly."""
+        return bool(self.model_fields_set & set(GLOBECO_URL_FIELDS))

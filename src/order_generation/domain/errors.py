@@ -1,0 +1,64 @@
+"""The one error family of the service; each error carries its HTTP status and code."""
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    """Root of every error the service reports to a caller."""
+
+    status: int = 500
+    code: str = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidInput(ServiceError):
+    """A business rule or input shape is violated; the message names the field and rule."""
+
+    status = 400
+    code = "VALIDATION_ERROR"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", {"field": field})
+        self.field = field
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class Conflict(ServiceError):
+    status = 409
+    code = "CONFLICT"
+
+
+class VersionConflict(Conflict):
+    code = "VERSION_CONFLICT"
+
+
+class OptimizationFailed(ServiceError):
+    """The rebalance problem has no answer the service can give (HTTP 422)."""
+
+    status = 422
+    code = "OPTIMIZATION_FAILED"
+
+
+class Infeasible(OptimizationFailed):
+    """No integer holdings satisfy every constraint."""
+
+
+class SolverTimeout(OptimizationFailed):
+    """The solver passed its time limit before proving an optimum."""
+
+    code = "OPTIMIZATION_TIMEOUT"
+
+
+class UpstreamUnavailable(ServiceError):
+    """A GlobeCo service could not be reached after retries (HTTP 503)."""
+
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
