@@ -1,0 +1,3 @@
+from order_generation.cli import app
+
+app()

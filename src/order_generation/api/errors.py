@@ -1,0 +1,73 @@
+"""One handler per kind of failure, all answering the same `ErrorBody` shape."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from order_generation.api.schemas import ErrorBody, ErrorDetail
+from order_generation.domain.errors import ServiceError
+
+log = structlog.get_logger(__name__)
+
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+
+
+def error_response(
+    request: Request, status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
+    trace_id = request.headers.get("x-correlation-id") or uuid.uuid4().hex
+    body = ErrorBody(
+        error=ErrorDetail(
+            code=code,
+            message=message,
+            details=details or {},
+            timestamp=datetime.now(UTC),
+            trace_id=trace_id,
+        )
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=status)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc[1:] if loc and loc[0] in ("body", "query", "path") else loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or "body"
+
+
+async def _service_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ServiceError)
+    return error_response(request, error.status, error.code, error.message, error.details)
+
+
+async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = [{"field": _location(tuple(e["loc"])), "message": e["msg"]} for e in error.errors()]
+    message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return error_response(request, 400, "VALIDATION_ERROR", message, {"errors": problems})
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    code = _HTTP_CODES.get(error.status_code, "HTTP_ERROR")
+    response = error_response(request, error.status_code, code, str(error.detail))
+    response.headers.update(error.headers or {})
+    return response
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unexpected_error", path=request.url.path)
+    return error_response(request, 500, "INTERNAL_ERROR", "an unexpected error occurred")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,95 @@
+"""Model management use cases: the rules live in the domain, the versions in the store."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from order_generation.adapters.mongo import MongoStore, SortSpec
+from order_generation.domain.errors import Conflict, InvalidInput, VersionConflict
+from order_generation.domain.models import InvestmentModel, Position
+
+_CHANGE_ATTEMPTS = 3
+SORTABLE_FIELDS = ("model_id", "name", "last_rebalance_date")
+
+
+def parse_sort(sort_by: str | None) -> SortSpec:
+    """`"-name,+model_id"` -> `[("name", -1), ("model_id", 1)]`."""
+    if not sort_by:
+        return []
+    spec: list[tuple[str, int]] = []
+    for item in (part.strip() for part in sort_by.split(",")):
+        field = item[1:] if item[:1] in ("+", "-") else item
+        if field not in SORTABLE_FIELDS:
+            raise InvalidInput("sort_by", f"{item!r} is not one of {', '.join(SORTABLE_FIELDS)}")
+        if any(field == taken for taken, _ in spec):
+            raise InvalidInput("sort_by", f"{field} is given more than once")
+        spec.append((field, -1 if item.startswith("-") else 1))
+    return spec
+
+
+class ModelService:
+    """Create, read, change and delete investment models."""
+
+    def __init__(self, store: MongoStore) -> None:
+        self._store = store
+
+    async def list(self, offset: int, limit: int, sort_by: str | None) -> list[InvestmentModel]:
+        sort = parse_sort(sort_by)
+        if offset > 0 and offset >= await self._store.count_models():
+            raise InvalidInput("offset", "is beyond the number of models")
+        return await self._store.list_models(offset, limit, sort)
+
+    async def get(self, model_id: str) -> InvestmentModel:
+        return await self._store.get_model(model_id)
+
+    async def create(self, model: InvestmentModel) -> InvestmentModel:
+        await self._check_portfolios_free(model)
+        return await self._store.insert_model(model)
+
+    async def update(self, model: InvestmentModel) -> InvestmentModel:
+        stored = await self._store.get_model(str(model.model_id))
+        await self._check_portfolios_free(model)
+        return await self._store.replace_model(
+            replace(model, last_rebalance_date=stored.last_rebalance_date)
+        )
+
+    async def delete(self, model_id: str, version: int) -> None:
+        await self._store.delete_model(model_id, version)
+
+    async def add_position(self, model_id: str, position: Position) -> InvestmentModel:
+        return await self._change(model_id, lambda m: m.with_position_added(position))
+
+    async def update_position(self, model_id: str, position: Position) -> InvestmentModel:
+        return await self._change(model_id, lambda m: m.with_position_updated(position))
+
+    async def remove_position(self, model_id: str, position: Position) -> InvestmentModel:
+        return await self._change(model_id, lambda m: m.with_position_removed(position))
+
+    async def add_portfolios(self, model_id: str, portfolios: Sequence[str]) -> InvestmentModel:
+        return await self._change(model_id, lambda m: m.with_portfolios_added(portfolios))
+
+    async def remove_portfolios(self, model_id: str, portfolios: Sequence[str]) -> InvestmentModel:
+        return await self._change(model_id, lambda m: m.with_portfolios_removed(portfolios))
+
+    async def _change(
+        self, model_id: str, change: Callable[[InvestmentModel], InvestmentModel]
+    ) -> InvestmentModel:
+        """Apply `change` to the latest version; these requests carry no version of their own."""
+        for attempt in range(1, _CHANGE_ATTEMPTS + 1):
+            changed = change(await self._store.get_model(model_id))
+            await self._check_portfolios_free(changed)
+            try:
+                return await self._store.replace_model(changed)
+            except VersionConflict:
+                if attempt == _CHANGE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _check_portfolios_free(self, model: InvestmentModel) -> None:
+        """A portfolio follows at most one model."""
+        for other in await self._store.models_following(model.portfolios):
+            if other.model_id != model.model_id:
+                taken = sorted(set(other.portfolios) & set(model.portfolios))
+                raise Conflict(
+                    f"portfolio {taken[0]} already follows model {other.name!r}",
+                    {"portfolio_id": taken[0], "model_id": other.model_id},
+                )
