@@ -1,0 +1,302 @@
+"""Every model endpoint, success and failure, through the real driver."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.model_factory import entity_id, model_body, position
+
+API = "/api/v1"
+
+
+async def create(client: httpx.AsyncClient, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = await client.post(f"{API}/models", json=body or model_body())
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def assert_error(response: httpx.Response, status: int, code: str, *words: str) -> None:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert set(error) == {"code", "message", "details", "timestamp", "trace_id"}
+    for word in words:
+        assert word in error["message"]
+
+
+async def test_create_returns_snake_case_with_exact_decimal_strings(client: httpx.AsyncClient):
+    body = model_body(positions=1)
+    body["positions"][0].update(target="0.125", low_drift="0.015", high_drift="0.02")
+    created = await create(client, body)
+    assert created["version"] == 1
+    assert created["last_rebalance_date"] is None
+    assert created["positions"][0] == {
+        "security_id": body["positions"][0]["security_id"],
+        "target": "0.125",
+        "low_drift": "0.015",
+        "high_drift": "0.02",
+    }
+    fetched = await client.get(f"{API}/model/{created['model_id']}")
+    assert fetched.json() == created
+
+
+async def test_camel_case_and_json_numbers_are_accepted(client: httpx.AsyncClient):
+    sid, pid = entity_id(), entity_id("P")
+    body = {
+        "name": "camel",
+        "positions": [{"securityId": sid, "target": 0.05, "lowDrift": 0.01, "highDrift": 0.02}],
+        "portfolios": [pid],
+    }
+    created = await create(client, body)
+    assert created["positions"] == [
+        {"security_id": sid, "target": "0.05", "low_drift": "0.01", "high_drift": "0.02"}
+    ]
+
+
+async def test_zero_target_positions_are_dropped_on_save(client: httpx.AsyncClient):
+    body = model_body(positions=2)
+    body["positions"][1]["target"] = "0"
+    created = await create(client, body)
+    assert [p["security_id"] for p in created["positions"]] == [body["positions"][0]["security_id"]]
+
+
+async def test_a_model_may_have_no_portfolios(client: httpx.AsyncClient):
+    created = await create(client, model_body(portfolios=0))
+    assert created["portfolios"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"target": "0.96"}, "positions[0].target"),
+        ({"target": "0.101"}, "positions[0].target"),
+        ({"target": "-0.005"}, "positions[0].target"),
+        ({"low_drift": "1.5"}, "positions[0].low_drift"),
+        ({"low_drift": "0.5", "high_drift": "0.1"}, "positions[0].low_drift"),
+        ({"security_id": "short"}, "positions[0].security_id"),
+        ({"security_id": "A" * 23 + "-"}, "positions[0].security_id"),
+        ({"target": "abc"}, "positions[0].target"),
+        ({"target": "Infinity"}, "positions[0].target"),
+    ],
+)
+async def test_position_rules_name_the_field(
+    client: httpx.AsyncClient, change: dict[str, str], field: str
+):
+    body = model_body(positions=1)
+    body["positions"][0].update(change)
+    assert_error(await client.post(f"{API}/models", json=body), 400, "VALIDATION_ERROR", field)
+
+
+async def test_model_rules(client: httpx.AsyncClient):
+    too_much = model_body(positions=0)
+    too_much["positions"] = [position("0.5"), position("0.455")]
+    response = await client.post(f"{API}/models", json=too_much)
+    assert_error(response, 400, "VALIDATION_ERROR", "positions", "0.95")
+
+    too_many = model_body(positions=0)
+    too_many["positions"] = [position("0.005") for _ in range(101)]
+    response = await client.post(f"{API}/models", json=too_many)
+    assert_error(response, 400, "VALIDATION_ERROR", "100")
+
+    duplicate = model_body(positions=1)
+    duplicate["positions"].append(dict(duplicate["positions"][0]))
+    response = await client.post(f"{API}/models", json=duplicate)
+    assert_error(response, 400, "VALIDATION_ERROR", "unique")
+
+    twice = model_body(portfolios=1)
+    twice["portfolios"].append(twice["portfolios"][0])
+    response = await client.post(f"{API}/models", json=twice)
+    assert_error(response, 400, "VALIDATION_ERROR", "portfolios")
+
+    blank = model_body()
+    blank["name"] = "   "
+    assert_error(await client.post(f"{API}/models", json=blank), 400, "VALIDATION_ERROR", "name")
+
+    missing = model_body()
+    del missing["name"]
+    assert_error(await client.post(f"{API}/models", json=missing), 400, "VALIDATION_ERROR", "name")
+
+
+async def test_targets_summing_to_exactly_095_are_accepted(client: httpx.AsyncClient):
+    body = model_body(positions=0)
+    body["positions"] = [position("0.095") for _ in range(10)]
+    created = await create(client, body)
+    assert len(created["positions"]) == 10
+
+
+async def test_duplicate_name_is_a_conflict(client: httpx.AsyncClient):
+    first = await create(client)
+    again = model_body(name=first["name"])
+    assert_error(await client.post(f"{API}/models", json=again), 409, "CONFLICT", first["name"])
+
+
+async def test_a_portfolio_follows_at_most_one_model(client: httpx.AsyncClient):
+    first = await create(client)
+    second = model_body()
+    second["portfolios"].append(first["portfolios"][0])
+    response = await client.post(f"{API}/models", json=second)
+    assert_error(response, 409, "CONFLICT", first["portfolios"][0], first["name"])
+
+    other = await create(client)
+    response = await client.post(
+        f"{API}/model/{other['model_id']}/portfolio", json={"portfolios": first["portfolios"][:1]}
+    )
+    assert_error(response, 409, "CONFLICT", first["name"])
+
+
+async def test_unknown_and_malformed_ids(client: httpx.AsyncClient):
+    unknown = "0123456789abcdef01234567"
+    assert_error(await client.get(f"{API}/model/{unknown}"), 404, "NOT_FOUND", unknown)
+    assert_error(await client.get(f"{API}/model/not-an-id"), 400, "VALIDATION_ERROR", "model_id")
+    response = await client.put(f"{API}/model/{unknown}", json=model_body() | {"version": 1})
+    assert_error(response, 404, "NOT_FOUND")
+    assert_error(await client.delete(f"{API}/model/{unknown}?version=1"), 404, "NOT_FOUND")
+    response = await client.post(f"{API}/model/{unknown}/position", json=position())
+    assert_error(response, 404, "NOT_FOUND")
+    assert_error(await client.get(f"{API}/no-such-route"), 404, "NOT_FOUND")
+
+
+async def test_update_with_current_version_bumps_it(client: httpx.AsyncClient):
+    created = await create(client)
+    body = model_body(name="renamed", positions=1) | {"version": 1}
+    response = await client.put(f"{API}/model/{created['model_id']}", json=body)
+    assert response.status_code == 200, response.text
+    updated = response.json()
+    assert updated["version"] == 2
+    assert updated["name"] == "renamed"
+    assert updated["positions"][0]["security_id"] == body["positions"][0]["security_id"]
+
+
+async def test_update_with_stale_version_changes_nothing(client: httpx.AsyncClient):
+    created = await create(client)
+    url = f"{API}/model/{created['model_id']}"
+    assert (await client.put(url, json=model_body() | {"version": 1})).status_code == 200
+    response = await client.put(url, json=model_body(name="late") | {"version": 1})
+    assert_error(response, 409, "VERSION_CONFLICT", "version 2")
+    assert (await client.get(url)).json()["name"] != "late"
+
+
+async def test_update_without_version_is_rejected(client: httpx.AsyncClient):
+    created = await create(client)
+    response = await client.put(f"{API}/model/{created['model_id']}", json=model_body())
+    assert_error(response, 400, "VALIDATION_ERROR", "version")
+
+
+async def test_update_to_a_taken_name_is_a_conflict(client: httpx.AsyncClient):
+    first, second = await create(client), await create(client)
+    body = model_body(name=first["name"]) | {"version": 1}
+    response = await client.put(f"{API}/model/{second['model_id']}", json=body)
+    assert_error(response, 409, "CONFLICT", first["name"])
+
+
+async def test_delete_needs_the_current_version(client: httpx.AsyncClient):
+    created = await create(client)
+    url = f"{API}/model/{created['model_id']}"
+    assert_error(await client.delete(f"{url}?version=2"), 409, "VERSION_CONFLICT")
+    assert_error(await client.delete(url), 400, "VALIDATION_ERROR", "version")
+    assert (await client.delete(f"{url}?version=1")).status_code == 204
+    assert (await client.get(url)).status_code == 404
+
+
+async def test_aliases_answer_like_the_documented_paths(client: httpx.AsyncClient):
+    created = await create(client)
+    alias = f"{API}/models/{created['model_id']}"
+    assert (await client.get(alias)).json() == created
+    updated = await client.put(alias, json=model_body() | {"version": 1})
+    assert updated.json()["version"] == 2
+    assert (await client.delete(f"{alias}?version=2")).status_code == 204
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert "/api/v1/model/{model_id}" in paths
+    assert "/api/v1/models/{model_id}" not in paths
+
+
+async def test_position_add_update_delete(client: httpx.AsyncClient):
+    created = await create(client, model_body(positions=1))
+    url = f"{API}/model/{created['model_id']}/position"
+    new = position("0.2")
+    added = (await client.post(url, json=new)).json()
+    assert added["version"] == 2
+    assert added["positions"][-1]["security_id"] == new["security_id"]
+    assert_error(await client.post(url, json=new), 409, "CONFLICT", "already")
+
+    changed = new | {"target": "0.3"}
+    updated = (await client.put(url, json=changed)).json()
+    assert updated["positions"][-1]["target"] == "0.3"
+    assert_error(await client.put(url, json=position()), 404, "NOT_FOUND")
+
+    response = await client.request("DELETE", url, json=new)
+    assert_error(response, 409, "CONFLICT", "does not match")
+    removed = (await client.request("DELETE", url, json=changed)).json()
+    assert [p["security_id"] for p in removed["positions"]] == [
+        created["positions"][0]["security_id"]
+    ]
+    assert removed["version"] == 4
+
+
+async def test_position_add_keeps_the_model_rules(client: httpx.AsyncClient):
+    body = model_body(positions=0)
+    body["positions"] = [position("0.9")]
+    created = await create(client, body)
+    url = f"{API}/model/{created['model_id']}/position"
+    assert_error(await client.post(url, json=position("0.1")), 400, "VALIDATION_ERROR", "0.95")
+    assert_error(await client.post(url, json=position("0.0025")), 400, "VALIDATION_ERROR", "0.005")
+
+
+async def test_portfolios_add_and_remove_ignore_duplicates_and_missing(client: httpx.AsyncClient):
+    created = await create(client, model_body(portfolios=1))
+    url = f"{API}/model/{created['model_id']}/portfolio"
+    new = entity_id("P")
+    added = (
+        await client.post(url, json={"portfolios": [new, new, created["portfolios"][0]]})
+    ).json()
+    assert added["portfolios"] == [created["portfolios"][0], new]
+    removed = (
+        await client.request("DELETE", url, json={"portfolios": [new, entity_id("P")]})
+    ).json()
+    assert removed["portfolios"] == created["portfolios"]
+    response = await client.post(url, json={"portfolios": ["bad"]})
+    assert_error(response, 400, "VALIDATION_ERROR", "portfolios")
+
+
+async def test_list_pages_and_sorts(client: httpx.AsyncClient):
+    names = ["delta", "alpha", "charlie", "bravo"]
+    ids = [(await create(client, model_body(name=name)))["model_id"] for name in names]
+    listed = (await client.get(f"{API}/models")).json()
+    assert [m["model_id"] for m in listed] == ids
+    by_name = (await client.get(f"{API}/models", params={"sort_by": "-name"})).json()
+    assert [m["name"] for m in by_name] == sorted(names, reverse=True)
+    page = (
+        await client.get(f"{API}/models", params={"sort_by": "+name", "offset": 1, "limit": 2})
+    ).json()
+    assert [m["name"] for m in page] == ["bravo", "charlie"]
+    both = await client.get(f"{API}/models", params={"sort_by": "last_rebalance_date,-model_id"})
+    assert [m["model_id"] for m in both.json()] == ids[::-1]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"sort_by": "size"}, "sort_by"),
+        ({"sort_by": "name,-name"}, "sort_by"),
+        ({"offset": -1}, "offset"),
+        ({"limit": 0}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"offset": 5}, "offset"),
+    ],
+)
+async def test_list_rejects_bad_parameters(
+    client: httpx.AsyncClient, params: dict[str, Any], field: str
+):
+    await create(client)
+    response = await client.get(f"{API}/models", params=params)
+    assert_error(response, 400, "VALIDATION_ERROR", field)
+
+
+async def test_health_endpoints(client: httpx.AsyncClient):
+    assert (await client.get("/health/live")).json() == {"status": "ok"}
+    assert (await client.get("/health/ready")).status_code == 200
+    health = (await client.get("/health/health")).json()
+    assert health["checks"]["mongodb"]["status"] == "ok"
+    assert (await client.get("/docs")).status_code == 200

@@ -1,0 +1,48 @@
+"""Shared fixtures: a MongoDB (embedded wire server unless MONGODB_URL is set) and the app."""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from pymongo import AsyncMongoClient
+
+from order_generation.adapters.embedded_mongo import EmbeddedMongo
+from order_generation.api.app import create_app
+from order_generation.config import Settings
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real MongoDB when MONGODB_URL is set, otherwise the embedded wire server on SQLite."""
+    if url := os.environ.get("MONGODB_URL"):
+        yield url
+        return
+    server = EmbeddedMongo(tmp_path_factory.mktemp("mongo") / "tests.sqlite")
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+async def settings(mongodb_url: str) -> AsyncIterator[Settings]:
+    """Settings with a database of its own, dropped after the test."""
+    database = f"test-{uuid.uuid4().hex[:12]}"
+    yield Settings(mongodb_url=mongodb_url, mongodb_database=database, _env_file=None)
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_url)
+    await client.drop_database(database)
+    await client.close()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process, lifespan included."""
+    app = create_app(settings)
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(manager.app), base_url="http://service"
+        ) as http,
+    ):
+        yield http
