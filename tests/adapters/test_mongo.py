@@ -39,6 +39,6 @@ async def test_indexes_exist_after_open(settings: Settings):
     indexes = await raw_client[settings.mongodb_database]["models"].index_information()
     await raw_client.close()
     await store.close()
-    keys = {tuple(info["key"])[0][0]: info.get("unique", False) for info in indexes.values()}
+    keys = {info["key"][0][0]: info.get("unique", False) for info in indexes.values()}
     assert keys["name"] is True
     assert "portfolios" in keys
