@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     circuit_breaker_reset_seconds: float = Field(30.0, gt=0)
     ticker_cache_seconds: float = Field(600.0, ge=0)
     price_cache_seconds: float = Field(60.0, ge=0)
+    portfolio_name_cache_seconds: float = Field(600.0, ge=0)
 
     max_optimization_time: float = Field(30.0, gt=0)
     rebalance_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)

@@ -1,0 +1,270 @@
+"""What every GlobeCo client shares: retries, a circuit breaker, a single-flight TTL cache."""
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any, ClassVar, Literal, Self
+
+import httpx
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from order_generation.config import Settings
+from order_generation.domain.errors import ServiceError, UpstreamUnavailable
+
+log = structlog.get_logger(__name__)
+
+BreakerState = Literal["closed", "open", "half-open"]
+
+
+class UpstreamBadResponse(ServiceError):
+    """A GlobeCo service answered, but not with anything the service can use (HTTP 502)."""
+
+    status = 502
+    code = "UPSTREAM_BAD_RESPONSE"
+
+
+class CircuitBreaker:
+    """Opens after `threshold` consecutive failed calls; after `reset_seconds` admits one trial."""
+
+    def __init__(self, threshold: int, reset_seconds: float) -> None:
+        self.threshold = threshold
+        self.reset_seconds = reset_seconds
+        self.state: BreakerState = "closed"
+        self.failures = 0
+        self._opened_at = 0.0
+        self._trial_running = False
+
+    def allow(self) -> bool:
+        """Whether a call may go out now; in half-open state only the first caller may."""
+        if self.state == "open" and self.retry_in() == 0:
+            self.state = "half-open"
+        if self.state == "open" or (self.state == "half-open" and self._trial_running):
+            return False
+        self._trial_running = self.state == "half-open"
+        return True
+
+    def retry_in(self) -> float:
+        """Seconds left before an open breaker admits a trial call."""
+        return max(0.0, self._opened_at + self.reset_seconds - time.monotonic())
+
+    def record_success(self) -> None:
+        self.state, self.failures, self._trial_running = "closed", 0, False
+
+    def record_failure(self) -> None:
+        self.failures += 1
+        if self.state == "half-open" or self.failures >= self.threshold:
+            self.state, self._opened_at = "open", time.monotonic()
+        self._trial_running = False
+
+    def release(self) -> None:
+        """The call ended without a verdict (e.g. cancelled): let another caller be the trial."""
+        self._trial_running = False
+
+
+class TtlCache[K, V]:
+    """Values expire after `ttl` seconds; concurrent misses for one key share one load."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self.hits = 0
+        self.misses = 0
+        self._values: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, asyncio.Task[Mapping[K, V]]] = {}
+
+    async def get_many(
+        self, keys: Iterable[K], load: Callable[[list[K]], Awaitable[Mapping[K, V]]]
+    ) -> dict[K, V]:
+        """The value of each key, loading the missing ones in one call; unknown keys are absent.
+
+        `load` may return more keys than it was asked for; they are cached too.
+        """
+        found: dict[K, V] = {}
+        waits: dict[K, asyncio.Task[Mapping[K, V]]] = {}
+        missing: list[K] = []
+        now = time.monotonic()
+        for key in dict.fromkeys(keys):
+            entry = self._values.get(key)
+            if entry is not None and entry[0] > now:
+                self.hits += 1
+                found[key] = entry[1]
+                continue
+            self.misses += 1
+            if (task := self._loading.get(key)) is not None:
+                waits[key] = task
+            else:
+                missing.append(key)
+        if missing:
+            task = asyncio.create_task(self._load(missing, load))
+            task.add_done_callback(_retrieve_exception)
+            for key in missing:
+                self._loading[key] = waits[key] = task
+        for key, task in waits.items():
+            # Shielded: a cancelled caller must not cancel a load that others are waiting for.
+            loaded = await asyncio.shield(task)
+            if key in loaded:
+                found[key] = loaded[key]
+        return found
+
+    async def _load(
+        self, keys: list[K], load: Callable[[list[K]], Awaitable[Mapping[K, V]]]
+    ) -> Mapping[K, V]:
+        try:
+            loaded = await load(keys)
+        finally:
+            for key in keys:
+                self._loading.pop(key, None)
+        expires = time.monotonic() + self.ttl
+        self._values.update((key, (expires, value)) for key, value in loaded.items())
+        return loaded
+
+
+def _retrieve_exception(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class _ServerError(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+
+
+class GlobecoClient:
+    """One pooled HTTP client to one GlobeCo service, guarded by retries and a circuit breaker."""
+
+    service: ClassVar[str]
+    title: ClassVar[str]
+
+    def __init__(self, base_url: str, settings: Settings) -> None:
+        self.breaker = CircuitBreaker(
+            settings.circuit_breaker_threshold, settings.circuit_breaker_reset_seconds
+        )
+        self._attempts = settings.external_service_retries + 1
+        self._backoff = settings.retry_backoff_seconds
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=settings.external_service_timeout,
+            headers={"Accept": "application/json"},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _get(self, path: str) -> httpx.Response:
+        """GET `path`: any answer below 500, or UpstreamUnavailable after retries."""
+        if not self.breaker.allow():
+            raise self._unavailable(
+                f"circuit breaker open after {self.breaker.failures} consecutive failures, "
+                f"next try in {self.breaker.retry_in():.1f} s",
+                path,
+            )
+        try:
+            response = await self._send(path)
+        except (httpx.TransportError, _ServerError) as exc:
+            self.breaker.record_failure()
+            raise self._unavailable(
+                f"{_describe(exc)} after {self._attempts} attempt(s)", path
+            ) from exc
+        except BaseException:
+            self.breaker.release()
+            raise
+        self.breaker.record_success()
+        return response
+
+    async def _send(self, path: str) -> httpx.Response:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential_jitter(multiplier=self._backoff, jitter=self._backoff),
+            retry=retry_if_exception_type((httpx.TransportError, _ServerError)),
+            before_sleep=lambda state: self._log_retry(state, path),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if self.breaker.state == "open":
+                    raise self._unavailable("circuit breaker opened during retries", path)
+                response = await self._http.get(path)
+                if response.is_server_error:
+                    raise _ServerError(response.status_code)
+                return response
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _log_retry(self, state: RetryCallState, path: str) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "globeco_retry",
+            service=self.service,
+            path=path,
+            attempt=state.attempt_number,
+            reason=_describe(error),
+        )
+
+    def _decode[T](self, response: httpx.Response, parse: Callable[[Any], T]) -> T:
+        """Parse a 2xx JSON body (floats as Decimal) with `parse`; any other answer is an error."""
+        if not response.is_success:
+            raise self._bad(f"answered HTTP {response.status_code} to GET {response.url.path}")
+        try:
+            return parse(json.loads(response.content, parse_float=Decimal))
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+            raise self._bad(
+                f"answered GET {response.url.path} with an unexpected body ({type(exc).__name__})"
+            ) from exc
+
+    def _unavailable(self, reason: str, path: str) -> UpstreamUnavailable:
+        return UpstreamUnavailable(
+            f"{self.title} service is unavailable: {reason} (GET {path})",
+            {"service": self.service},
+        )
+
+    def _bad(self, message: str, **details: Any) -> UpstreamBadResponse:
+        return UpstreamBadResponse(
+            f"{self.title} service {message}", {"service": self.service, **details}
+        )
+
+
+async def fetch_each[K, V](
+    keys: Iterable[K], fetch: Callable[[K], Awaitable[Mapping[K, V]]]
+) -> dict[K, V]:
+    """Run `fetch` for every key concurrently and merge the answers; the first error wins."""
+    tasks = [asyncio.ensure_future(fetch(key)) for key in keys]
+    try:
+        answers = await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+    return {key: value for answer in answers for key, value in answer.items()}
+
+
+def _describe(error: BaseException | None) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(error, httpx.ConnectError):
+        return "connection refused or failed"
+    if isinstance(error, httpx.TransportError):
+        return f"connection error ({type(error).__name__})"
+    return str(error)
+
+
+def to_decimal(value: object) -> Decimal:
+    """A finite Decimal from a JSON string or number; TypeError/ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value}")
+    return number
