@@ -1,0 +1,1 @@
+"""Helpers other tests reuse."""
