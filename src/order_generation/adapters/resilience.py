@@ -24,6 +24,12 @@ log = structlog.get_logger(__name__)
 
 BreakerState = Literal["closed", "open", "half-open"]
 
+# Connections per service, all kept alive. httpx's default (100, of which 20 kept alive) churns
+# connections past 20 concurrent calls, and its pool's per-request bookkeeping grows with the
+# connection count: at 64 concurrent calls to the simulator, 64 connections gave ~250 calls/s
+# and 8 to 32 gave ~700-1,000.
+POOL_SIZE = 16
+
 
 class UpstreamBadResponse(ServiceError):
     """A GlobeCo service answered, but not with anything the service can use (HTTP 502)."""
@@ -152,6 +158,7 @@ class GlobecoClient:
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=settings.external_service_timeout,
+            limits=httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE),
             headers={"Accept": "application/json"},
         )
 
