@@ -63,9 +63,11 @@ class CircuitBreaker:
         return max(0.0, self._opened_at + self.reset_seconds - time.monotonic())
 
     def record_success(self) -> None:
+        """The service answered: close the breaker."""
         self.state, self.failures, self._trial_running = "closed", 0, False
 
     def record_failure(self) -> None:
+        """A call failed after its retries: count it, and open at the threshold or after a trial."""
         self.failures += 1
         if self.state == "half-open" or self.failures >= self.threshold:
             self.state, self._opened_at = "open", time.monotonic()
@@ -163,6 +165,7 @@ class GlobecoClient:
         )
 
     async def aclose(self) -> None:
+        """Close the pooled connections."""
         await self._http.aclose()
 
     async def __aenter__(self) -> Self:

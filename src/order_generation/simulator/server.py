@@ -11,14 +11,13 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
 import structlog
 
+from order_generation.simulator.pages import not_found_body, render_pages
 from order_generation.simulator.scenario import Scenario
 
 log = structlog.get_logger(__name__)
@@ -77,10 +76,12 @@ class HttpEndpoint:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
+        """Listen (again) on the port; the first start picks a free one when the port is 0."""
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        """Refuse new connections and cut the open ones, as a crashed service would."""
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -153,6 +154,7 @@ class SimulatedService:
         self.endpoint = HttpEndpoint(self._answer, host, port)
 
     async def set_faults(self, faults: Faults) -> None:
+        """Replace the faults, taking the port down or bringing it back as needed."""
         was_down, self.faults = self.faults.down, faults
         if faults.down and not was_down:
             await self.endpoint.stop()
@@ -174,7 +176,7 @@ class SimulatedService:
         if request.method != "GET":
             return Response.json(405, {"detail": "Method Not Allowed"})
         if (page := self._pages.get(request.path)) is None:
-            return Response.json(404, _not_found(self.name, request.path))
+            return Response.json(404, not_found_body(self.name, request.path))
         return Response(200, page)
 
 
@@ -198,11 +200,13 @@ class Simulator:
         self.control = HttpEndpoint(self._control, host, ports.get("control", 0))
 
     async def start(self) -> None:
+        """Open every port."""
         for service in self.services.values():
             await service.endpoint.start()
         await self.control.start()
 
     async def stop(self) -> None:
+        """Close every port."""
         await self.control.stop()
         for service in self.services.values():
             await service.endpoint.stop()
@@ -245,113 +249,3 @@ class Simulator:
 
     def _faults(self) -> dict[str, Any]:
         return {name: service.faults.to_dict() for name, service in self.services.items()}
-
-
-def render_pages(scenario: Scenario) -> dict[str, dict[str, bytes]]:
-    """Every answer each service can give, rendered once: service -> path -> JSON body."""
-    now = datetime.now(UTC).isoformat()
-    securities = {s.security_id: _security(s.security_id, s.ticker) for s in scenario.securities}
-    prices = {
-        t: _price(i + 1, t, close, now[:10]) for i, (t, close) in enumerate(scenario.prices.items())
-    }
-    named = [p for p in scenario.portfolios if p.name is not None]
-    portfolios = {p.portfolio_id: _portfolio(p.portfolio_id, p.name or "", now) for p in named}
-    summaries = {
-        p.portfolio_id: _summary(p.portfolio_id, p.cash, p.holdings, now)
-        for p in scenario.portfolios
-        if not p.new
-    }
-    return {
-        "accounting": _encode(
-            {f"/api/v1/portfolios/{pid}/summary": body for pid, body in summaries.items()}
-        ),
-        "security": _encode(
-            {
-                "/api/v1/securities": list(securities.values()),
-                **{f"/api/v1/security/{sid}": body for sid, body in securities.items()},
-            }
-        ),
-        "pricing": _encode(
-            {
-                "/api/v1/prices": list(prices.values()),
-                **{f"/api/v1/price/{ticker}": body for ticker, body in prices.items()},
-            }
-        ),
-        "portfolio": _encode(
-            {
-                "/api/v1/portfolios": list(portfolios.values()),
-                **{f"/api/v1/portfolio/{pid}": body for pid, body in portfolios.items()},
-            }
-        ),
-    }
-
-
-def _encode(pages: Mapping[str, object]) -> dict[str, bytes]:
-    return {path: json.dumps(body).encode() for path, body in pages.items()}
-
-
-def _summary(
-    portfolio_id: str, cash: Decimal, holdings: Mapping[str, int], now: str
-) -> dict[str, Any]:
-    """Portfolio Accounting's PortfolioSummaryDTO; its numbers are strings, as the service sends."""
-    positions = [
-        {
-            "securityId": security_id,
-            "quantityLong": str(max(quantity, 0)),
-            "quantityShort": str(max(-quantity, 0)),
-            "netQuantity": str(quantity),
-            "lastUpdated": now,
-        }
-        for security_id, quantity in holdings.items()
-    ]
-    return {
-        "portfolioId": portfolio_id,
-        "cashBalance": str(cash),
-        "securityCount": len(positions),
-        "lastUpdated": now,
-        "securities": positions,
-    }
-
-
-def _security(security_id: str, ticker: str) -> dict[str, Any]:
-    type_id = "5" * 24
-    return {
-        "securityId": security_id,
-        "ticker": ticker,
-        "description": f"{ticker} (simulated)",
-        "securityTypeId": type_id,
-        "version": 1,
-        "securityType": {
-            "securityTypeId": type_id,
-            "abbreviation": "CS",
-            "description": "Common Stock",
-        },
-    }
-
-
-def _price(price_id: int, ticker: str, close: Decimal | None, date: str) -> dict[str, Any]:
-    """Pricing's PriceDto; its numbers are JSON numbers, as in the contract."""
-    number = None if close is None else float(close)
-    return {
-        "id": price_id,
-        "ticker": ticker,
-        "date": date,
-        "open": number,
-        "close": number,
-        "high": number,
-        "low": number,
-        "volume": 1_000_000,
-    }
-
-
-def _portfolio(portfolio_id: str, name: str, now: str) -> dict[str, Any]:
-    return {"portfolioId": portfolio_id, "name": name, "dateCreated": now, "version": 1}
-
-
-def _not_found(service: str, path: str) -> dict[str, Any]:
-    """Each real service's own 404 shape."""
-    if service == "accounting":
-        return {"error": {"code": "NOT_FOUND", "message": "Portfolio not found", "details": {}}}
-    if service == "pricing":
-        return {"status": 404, "error": "Not Found", "path": path}
-    return {"detail": "Not found"}
