@@ -6,12 +6,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from pymongo import AsyncMongoClient
 
 from order_generation.adapters.embedded_mongo import EmbeddedMongo
-from order_generation.api.app import create_app
 from order_generation.config import Settings
+from tests.support.app import app_client
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +37,5 @@ async def settings(mongodb_url: str) -> AsyncIterator[Settings]:
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process, lifespan included."""
-    app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(manager.app), base_url="http://service"
-        ) as http,
-    ):
+    async with app_client(settings) as http:
         yield http

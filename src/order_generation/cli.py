@@ -1,13 +1,26 @@
-"""Command line: `order-generation serve` runs the service."""
+"""Command line: `order-generation serve` runs the service the way production does."""
 
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import structlog
 import typer
-import uvicorn
+from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
-from order_generation.api.app import create_app
-from order_generation.config import Settings
+from order_generation.config import GLOBECO_URL_FIELDS, Settings
 from order_generation.logs import configure_logging
 
 app = typer.Typer(help="GlobeCo Order Generation Service.", no_args_is_help=True)
+log = structlog.get_logger(__name__)
+_CHILD_START_SECONDS = 30
 
 
 @app.callback()
@@ -17,13 +30,121 @@ def main() -> None:
 
 @app.command()
 def serve() -> None:
-    """Run the HTTP service (settings from the environment and .env)."""
+    """Serve the API with gunicorn and uvicorn workers (settings from the environment).
+
+    Without MONGODB_URL an embedded MongoDB server starts; without any GlobeCo service URL,
+    a simulated GlobeCo suite with a demo book starts and its demo models are loaded.
+    """
     settings = Settings()
     configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=30,
+    with contextlib.ExitStack() as children:
+        if settings.mongodb_url is None:
+            os.environ["MONGODB_URL"] = _embedded_mongo(settings, children)
+        if not settings.globeco_configured:
+            _simulated_globeco(children)
+        _Gunicorn(settings).run()
+
+
+def _embedded_mongo(settings: Settings, children: contextlib.ExitStack) -> str:
+    sqlite_file = settings.data_dir.resolve() / "order-generation.sqlite"
+    module = "order_generation.adapters.embedded_mongo"
+    url = children.enter_context(_child([sys.executable, "-m", module, str(sqlite_file)]))
+    log.warning(
+        "embedded_mongodb_started",
+        uri=url,
+        sqlite_file=str(sqlite_file),
+        hint="set MONGODB_URL to use a real MongoDB server",
     )
+    return url
+
+
+def _simulated_globeco(children: contextlib.ExitStack) -> None:
+    from order_generation.simulator.demo import demo_models
+
+    command = [sys.executable, "-m", "order_generation.simulator", "--demo"]
+    urls: dict[str, str] = json.loads(children.enter_context(_child(command)))
+    for field in GLOBECO_URL_FIELDS:
+        os.environ[field.upper()] = urls[field]
+    loaded = asyncio.run(_load_models(Settings(), demo_models()))
+    log.warning(
+        "simulated_globeco_started",
+        note="SIMULATED GlobeCo services with a demo book; set the *_SERVICE_URL variables "
+        "to use the real ones",
+        demo_models_loaded=loaded,
+        **{field: urls[field] for field in GLOBECO_URL_FIELDS},
+    )
+
+
+async def _load_models(settings: Settings, models: Sequence[dict[str, Any]]) -> int:
+    """Create the demo models that do not exist yet; return how many were created."""
+    from order_generation.adapters.mongo import MongoStore
+    from order_generation.api.schemas import ModelBody
+    from order_generation.domain.errors import Conflict
+    from order_generation.service.models import ModelService
+
+    assert settings.mongodb_url is not None
+    store = MongoStore(settings.mongodb_url, settings.mongodb_database)
+    created = 0
+    try:
+        await store.open()
+        for model in models:
+            with contextlib.suppress(Conflict):
+                await ModelService(store).create(ModelBody.model_validate(model).to_domain())
+                created += 1
+    finally:
+        await store.close()
+    return created
+
+
+@contextlib.contextmanager
+def _child(command: list[str]) -> Iterator[str]:
+    """Run a helper process that prints one ready line; stop it by its PID on exit."""
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    assert process.stdin is not None
+    try:
+        line = process.stdout.readline().strip()
+        if not line:
+            raise RuntimeError(f"{' '.join(command)} exited before it was ready")
+        yield line
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=_CHILD_START_SECONDS)
+        process.stdin.close()
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    """gunicorn with uvicorn workers; each worker builds its own app from the environment."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        options = {
+            "bind": f"{self._settings.host}:{self._settings.port}",
+            "workers": self._settings.workers,
+            "worker_class": "uvicorn_worker.UvicornWorker",
+            "graceful_timeout": 30,
+            "timeout": 120,
+            "keepalive": 5,
+            "accesslog": None,
+            "control_socket_disable": True,
+            "logger_class": _GunicornLogs,
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from order_generation.api.app import create_app
+
+        settings = Settings()
+        configure_logging(settings.log_level)
+        return create_app(settings)
+
+
+class _GunicornLogs(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's own messages through the service's JSON logging."""
+
+    def setup(self, cfg: Any) -> None:
+        configure_logging(Settings().log_level)

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
 
     host: str = "0.0.0.0"
     port: int = Field(8088, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
     log_level: str = "INFO"
     cors_origins: Annotated[list[str], NoDecode] = ["*"]
     secret_key: SecretStr | None = None

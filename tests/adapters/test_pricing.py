@@ -3,8 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from order_generation.adapters.resilience import UpstreamBadResponse
-from order_generation.domain.errors import NotFound
+from order_generation.domain.errors import NotFound, UpstreamBadResponse
 from tests.adapters.conftest import (
     NO_CLOSE,
     PRICED,

@@ -1,9 +1,14 @@
 """An embedded MongoDB wire server (mongoeco) for running without a `mongod`.
 
-It runs on its own thread and event loop so its CPU work never blocks the service's loop.
+It runs on its own thread and event loop so its CPU work never blocks the caller's loop;
+`python -m order_generation.adapters.embedded_mongo FILE` runs it as a process of its own,
+prints its URI, and stops on SIGTERM or when its standard input closes (its parent is gone).
 """
 
 import asyncio
+import contextlib
+import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -52,3 +57,18 @@ class EmbeddedMongo:
         self._server = AsyncMongoEcoProxyServer(engine=engine, host=self._host, port=self._port)
         address = await self._server.start()
         return str(address.uri)
+
+
+def main() -> None:
+    server = EmbeddedMongo(Path(sys.argv[1]))
+    sys.stdout.write(server.start() + "\n")
+    sys.stdout.flush()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.stdin.read()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

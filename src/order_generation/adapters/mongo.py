@@ -1,20 +1,33 @@
 """MongoDB storage through the official async driver, documents converted next to queries."""
 
+import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from bson import ObjectId
 from bson.codec_options import CodecOptions, TypeCodec, TypeRegistry
 from bson.decimal128 import Decimal128
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from order_generation.domain.errors import Conflict, InvalidInput, NotFound, VersionConflict
+from order_generation.domain.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+    VersionConflict,
+)
 from order_generation.domain.models import InvestmentModel, Position
+from order_generation.domain.rebalance import Drift, RebalanceResult, Trade
+from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 
 Document = dict[str, Any]
 SortSpec = Sequence[tuple[str, int]]
+_PENDING, _COMPLETE, _DELETING = "pending", "complete", "deleting"
+_WRITE_BATCH = 100
 _SORT_FIELDS = {"model_id": "_id", "name": "name", "last_rebalance_date": "last_rebalance_date"}
 
 
@@ -51,11 +64,17 @@ class MongoStore:
         )
         db = self._client.get_database(database, codec_options=_CODEC_OPTIONS)
         self._models = db["models"]
+        self._rebalances = db["rebalances"]
+        self._results = db["rebalance_portfolios"]
 
     async def open(self) -> None:
-        """Create the indexes the queries rely on (idempotent)."""
+        """Create the indexes the queries rely on (idempotent) and sweep unfinished writes."""
         await self._models.create_index("name", unique=True)
         await self._models.create_index("portfolios")
+        await self._rebalances.create_index([("status", ASCENDING), ("rebalance_date", DESCENDING)])
+        await self._results.create_index([("rebalance_id", ASCENDING), ("index", ASCENDING)])
+        await self._results.create_index("portfolio_id")
+        await self.sweep_unfinished_rebalances(timedelta(hours=1))
 
     async def close(self) -> None:
         await self._client.close()
@@ -95,7 +114,9 @@ class MongoStore:
         """Store `model` if the stored version is still `model.version`; bump the version."""
         assert model.model_id is not None
         key = {"_id": object_id(model.model_id, "model_id")}
-        update = {"$set": _model_doc(model), "$inc": {"version": 1}}
+        changes = _model_doc(model)
+        del changes["last_rebalance_date"]  # only rebalances set it
+        update = {"$set": changes, "$inc": {"version": 1}}
         try:
             doc = await self._models.find_one_and_update(
                 key | {"version": model.version}, update, return_document=ReturnDocument.AFTER
@@ -112,15 +133,99 @@ class MongoStore:
         if result.deleted_count == 0:
             raise await self._missing_or_stale(key, model_id, version)
 
+    async def set_last_rebalance_date(self, model_id: str, when: datetime) -> None:
+        """Record a rebalance; not a user edit, so the version stays."""
+        key = {"_id": object_id(model_id, "model_id")}
+        await self._models.update_one(key, {"$set": {"last_rebalance_date": when}})
+
     async def _missing_or_stale(self, key: Document, model_id: str, version: int) -> Exception:
         stored = await self._models.find_one(key, {"version": 1})
-        if stored is None:
-            return NotFound(f"model {model_id} not found")
-        return VersionConflict(
-            f"model {model_id} is at version {stored['version']}, not {version}; "
-            "read it again and retry",
-            {"current_version": stored["version"], "given_version": version},
+        return _missing_or_stale(stored, "model", model_id, version)
+
+    # Rebalances: a small header in `rebalances` and one document per portfolio in
+    # `rebalance_portfolios`, so no document grows with the number of portfolios. Without
+    # transactions, the header's status makes a run visible only once all its parts are written.
+
+    async def insert_rebalance(self, run: RebalanceRun) -> RebalanceRun:
+        header = _header_doc(run) | {"status": _PENDING, "version": 1, "created_at": _now()}
+        rebalance_id = (await self._rebalances.insert_one(header)).inserted_id
+        try:
+            docs = [_outcome_doc(rebalance_id, i, o) for i, o in enumerate(run.outcomes)]
+            for start in range(0, len(docs), _WRITE_BATCH):
+                await self._results.insert_many(docs[start : start + _WRITE_BATCH], ordered=False)
+            complete = {"$set": {"status": _COMPLETE}}
+            await self._rebalances.update_one({"_id": rebalance_id}, complete)
+        except BaseException:
+            # Best effort; a crash here leaves a pending run that the next start sweeps.
+            await asyncio.shield(self._drop_rebalance(rebalance_id))
+            raise
+        return replace(run, rebalance_id=str(rebalance_id), version=1)
+
+    async def get_rebalance(self, rebalance_id: str) -> RebalanceRun:
+        key = {"_id": object_id(rebalance_id, "rebalance_id"), "status": _COMPLETE}
+        header = await self._rebalances.find_one(key)
+        if header is None:
+            raise NotFound(f"rebalance {rebalance_id} not found")
+        return (await self._with_outcomes([header]))[0]
+
+    async def list_rebalances(
+        self, offset: int, limit: int, portfolio_ids: Sequence[str] | None = None
+    ) -> list[RebalanceRun]:
+        """Newest first; only runs that include one of `portfolio_ids` when given."""
+        query: Document = {"status": _COMPLETE}
+        if portfolio_ids is not None:
+            found = self._results.find({"portfolio_id": {"$in": list(portfolio_ids)}})
+            query["_id"] = {"$in": list({doc["rebalance_id"] async for doc in found})}
+        cursor = self._rebalances.find(query).sort([("rebalance_date", DESCENDING), ("_id", 1)])
+        return await self._with_outcomes(await cursor.skip(offset).limit(limit).to_list())
+
+    async def delete_rebalance(self, rebalance_id: str, version: int) -> None:
+        key = {"_id": object_id(rebalance_id, "rebalance_id")}
+        hidden = await self._rebalances.find_one_and_update(
+            key | {"version": version, "status": _COMPLETE}, {"$set": {"status": _DELETING}}
         )
+        if hidden is None:
+            stored = await self._rebalances.find_one(key | {"status": _COMPLETE})
+            raise _missing_or_stale(stored, "rebalance", rebalance_id, version)
+        await self._drop_rebalance(key["_id"])
+
+    async def sweep_unfinished_rebalances(self, older_than: timedelta) -> int:
+        """Remove runs whose writing or deleting stopped half-way (a crash)."""
+        query = {"status": {"$ne": _COMPLETE}, "created_at": {"$lt": _now() - older_than}}
+        stale = [doc["_id"] async for doc in self._rebalances.find(query, {"_id": 1})]
+        for rebalance_id in stale:
+            await self._drop_rebalance(rebalance_id)
+        return len(stale)
+
+    async def _drop_rebalance(self, rebalance_id: ObjectId) -> None:
+        await self._results.delete_many({"rebalance_id": rebalance_id})
+        await self._rebalances.delete_one({"_id": rebalance_id})
+
+    async def _with_outcomes(self, headers: list[Document]) -> list[RebalanceRun]:
+        ids = [header["_id"] for header in headers]
+        outcomes: dict[ObjectId, list[PortfolioOutcome | PortfolioFailure]] = {i: [] for i in ids}
+        cursor = self._results.find({"rebalance_id": {"$in": ids}}).sort(
+            [("rebalance_id", ASCENDING), ("index", ASCENDING)]
+        )
+        async for doc in cursor:
+            outcomes[doc["rebalance_id"]].append(_outcome_from_doc(doc))
+        return [_run_from_doc(header, tuple(outcomes[header["_id"]])) for header in headers]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _missing_or_stale(
+    stored: Document | None, kind: str, entity_id: str, version: int
+) -> ServiceError:
+    if stored is None:
+        return NotFound(f"{kind} {entity_id} not found")
+    return VersionConflict(
+        f"{kind} {entity_id} is at version {stored['version']}, not {version}; "
+        "read it again and retry",
+        {"current_version": stored["version"], "given_version": version},
+    )
 
 
 def _duplicate_name(name: str) -> Conflict:
@@ -153,3 +258,108 @@ def _model_from_doc(doc: Document) -> InvestmentModel:
         last_rebalance_date=doc.get("last_rebalance_date"),
         version=doc["version"],
     )
+
+
+def _header_doc(run: RebalanceRun) -> Document:
+    return {
+        "model_id": run.model_id,
+        "model_name": run.model_name,
+        "rebalance_date": run.rebalance_date,
+        "number_of_portfolios": len(run.outcomes),
+    }
+
+
+def _run_from_doc(
+    header: Document, outcomes: tuple[PortfolioOutcome | PortfolioFailure, ...]
+) -> RebalanceRun:
+    return RebalanceRun(
+        model_id=header["model_id"],
+        model_name=header["model_name"],
+        rebalance_date=header["rebalance_date"],
+        outcomes=outcomes,
+        rebalance_id=str(header["_id"]),
+        version=header["version"],
+    )
+
+
+def _outcome_doc(
+    rebalance_id: ObjectId, index: int, outcome: PortfolioOutcome | PortfolioFailure
+) -> Document:
+    key = {"rebalance_id": rebalance_id, "index": index, "portfolio_id": outcome.portfolio_id}
+    if isinstance(outcome, PortfolioFailure):
+        return key | {"error": {"code": outcome.code, "message": outcome.message}}
+    result = outcome.result
+    trades = {t.security_id: t for t in result.trades}
+    trade_date = datetime.combine(outcome.trade_date, time(), UTC)
+    return key | {
+        "portfolio_name": outcome.portfolio_name,
+        "trade_date": trade_date,
+        "market_value": result.market_value,
+        "cash_before_rebalance": result.cash_before,
+        "cash_after_rebalance": result.cash_after,
+        "objective": result.objective,
+        "solver_status": result.status,
+        "solver_method": result.method,
+        "solve_seconds": result.solve_seconds,
+        "positions": [
+            _position_doc(d, trades.get(d.security_id), trade_date) for d in result.drifts
+        ],
+    }
+
+
+def _position_doc(drift: Drift, trade: Trade | None, trade_date: datetime) -> Document:
+    return {
+        "security_id": drift.security_id,
+        "price": drift.price,
+        "original_quantity": drift.original_quantity,
+        "adjusted_quantity": drift.adjusted_quantity,
+        "original_position_market_value": drift.original_quantity * drift.price,
+        "adjusted_position_market_value": drift.adjusted_quantity * drift.price,
+        "target": drift.target,
+        "high_drift": drift.high_drift,
+        "low_drift": drift.low_drift,
+        "actual": drift.actual,
+        "actual_drift": drift.actual_drift,
+        "transaction_type": trade.side if trade else None,
+        "trade_quantity": trade.quantity if trade else None,
+        "trade_date": trade_date if trade else None,
+    }
+
+
+def _outcome_from_doc(doc: Document) -> PortfolioOutcome | PortfolioFailure:
+    if "error" in doc:
+        return PortfolioFailure(doc["portfolio_id"], doc["error"]["code"], doc["error"]["message"])
+    positions = doc["positions"]
+    drifts = tuple(
+        Drift(
+            security_id=p["security_id"],
+            price=p["price"],
+            original_quantity=p["original_quantity"],
+            adjusted_quantity=p["adjusted_quantity"],
+            target=p["target"],
+            low_drift=p["low_drift"],
+            high_drift=p["high_drift"],
+            actual=p["actual"],
+            actual_drift=p["actual_drift"],
+        )
+        for p in positions
+    )
+    trades = tuple(
+        Trade(p["security_id"], p["transaction_type"], p["trade_quantity"])
+        for p in positions
+        if p["transaction_type"]
+    )
+    result = RebalanceResult(
+        quantities={d.security_id: d.adjusted_quantity for d in drifts},
+        trades=trades,
+        drifts=drifts,
+        market_value=doc["market_value"],
+        cash_before=doc["cash_before_rebalance"],
+        cash_after=doc["cash_after_rebalance"],
+        objective=doc["objective"],
+        status=doc["solver_status"],
+        method=doc["solver_method"],
+        solve_seconds=doc["solve_seconds"],
+    )
+    trade_date: date = doc["trade_date"].date()
+    return PortfolioOutcome(doc["portfolio_id"], doc["portfolio_name"], result, trade_date)

@@ -18,7 +18,7 @@ from tenacity import (
 )
 
 from order_generation.config import Settings
-from order_generation.domain.errors import ServiceError, UpstreamUnavailable
+from order_generation.domain.errors import UpstreamBadResponse, UpstreamUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -29,13 +29,6 @@ BreakerState = Literal["closed", "open", "half-open"]
 # connection count: at 64 concurrent calls to the simulator, 64 connections gave ~250 calls/s
 # and 8 to 32 gave ~700-1,000.
 POOL_SIZE = 16
-
-
-class UpstreamBadResponse(ServiceError):
-    """A GlobeCo service answered, but not with anything the service can use (HTTP 502)."""
-
-    status = 502
-    code = "UPSTREAM_BAD_RESPONSE"
 
 
 class CircuitBreaker:

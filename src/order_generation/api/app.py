@@ -2,17 +2,21 @@
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from order_generation.adapters.embedded_mongo import EmbeddedMongo
+from order_generation.adapters.accounting import AccountingClient
 from order_generation.adapters.mongo import MongoStore
-from order_generation.api import health, models
+from order_generation.adapters.portfolio import PortfolioClient
+from order_generation.adapters.pricing import PricingClient
+from order_generation.adapters.security import SecurityClient
+from order_generation.api import health, models, rebalances
 from order_generation.api.errors import install_error_handlers
 from order_generation.config import Settings
+from order_generation.service.rebalance import Globeco, RebalanceService
 
 log = structlog.get_logger(__name__)
 
@@ -20,30 +24,30 @@ log = structlog.get_logger(__name__)
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    embedded = None
-    url = settings.mongodb_url
-    if url is None:
-        embedded = EmbeddedMongo(settings.data_dir / "order-generation.sqlite")
-        url = embedded.start()
-        log.warning(
-            "embedded_mongodb_started",
-            uri=url,
-            sqlite_file=str(embedded.path),
-            hint="set MONGODB_URL to use a real MongoDB server",
-        )
-    store = MongoStore(url, settings.mongodb_database)
-    try:
+    async with AsyncExitStack() as stack:
+        if settings.mongodb_url is None:
+            raise RuntimeError("MONGODB_URL is not set; `order-generation serve` provides one")
+        store = MongoStore(settings.mongodb_url, settings.mongodb_database)
+        stack.push_async_callback(store.close)
         await store.open()
+        globeco = Globeco(
+            AccountingClient(settings),
+            SecurityClient(settings),
+            PricingClient(settings),
+            PortfolioClient(settings),
+        )
+        stack.push_async_callback(globeco.aclose)
         app.state.store = store
-        app.state.embedded_mongo = embedded is not None
+        app.state.rebalance_service = RebalanceService(
+            store,
+            globeco,
+            time_limit=settings.max_optimization_time,
+            concurrency=settings.rebalance_concurrency,
+        )
         app.state.started_at = time.monotonic()
         log.info("service_started", database=settings.mongodb_database)
         yield
-    finally:
-        await store.close()
-        if embedded is not None:
-            embedded.stop()
-        log.info("service_stopped")
+    log.info("service_stopped")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -64,4 +68,5 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(models.router)
+    app.include_router(rebalances.router)
     return app

@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 
 from order_generation.adapters.mongo import MongoStore
 from order_generation.service.models import ModelService
+from order_generation.service.rebalance import RebalanceService
 
 
 def _store(request: Request) -> MongoStore:
@@ -17,5 +18,11 @@ def _model_service(store: Annotated[MongoStore, Depends(_store)]) -> ModelServic
     return ModelService(store)
 
 
+def _rebalance_service(request: Request) -> RebalanceService:
+    service: RebalanceService = request.app.state.rebalance_service
+    return service
+
+
 StoreDep = Annotated[MongoStore, Depends(_store)]
 ModelServiceDep = Annotated[ModelService, Depends(_model_service)]
+RebalanceServiceDep = Annotated[RebalanceService, Depends(_rebalance_service)]

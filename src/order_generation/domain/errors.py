@@ -62,3 +62,10 @@ class UpstreamUnavailable(ServiceError):
 
     status = 503
     code = "SERVICE_UNAVAILABLE"
+
+
+class UpstreamBadResponse(ServiceError):
+    """A GlobeCo service answered, but not with anything the service can use (HTTP 502)."""
+
+    status = 502
+    code = "UPSTREAM_BAD_RESPONSE"

@@ -1,0 +1,206 @@
+"""Rebalance shapes: RebalanceDTO (decimals as exact strings) and stored runs (JSON numbers).
+
+The portal reads stored-run figures as JSON numbers; storage itself stays Decimal128.
+"""
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, PlainSerializer
+
+from order_generation.domain.rebalance import Drift, Trade
+from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
+
+Number = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+
+
+class TransactionOut(BaseModel):
+    transaction_type: Literal["BUY", "SELL"]
+    security_id: str
+    quantity: int
+    trade_date: date
+
+
+class DriftOut(BaseModel):
+    security_id: str
+    original_quantity: Decimal
+    adjusted_quantity: Decimal
+    target: Decimal
+    high_drift: Decimal
+    low_drift: Decimal
+    actual: Decimal
+    actual_drift: Decimal
+
+
+class FailureDetail(BaseModel):
+    code: str
+    message: str
+
+
+class RebalanceOut(BaseModel):
+    """One portfolio's orders and drifts (the RebalanceDTO)."""
+
+    rebalance_id: str | None
+    model_id: str
+    portfolio_id: str
+    portfolio_name: str | None
+    market_value: Decimal
+    cash_before_rebalance: Decimal
+    cash_after_rebalance: Decimal
+    transactions: list[TransactionOut]
+    drifts: list[DriftOut]
+
+    @classmethod
+    def of(cls, run: RebalanceRun, outcome: PortfolioOutcome) -> "RebalanceOut":
+        result = outcome.result
+        return cls(
+            rebalance_id=run.rebalance_id,
+            model_id=run.model_id,
+            portfolio_id=outcome.portfolio_id,
+            portfolio_name=outcome.portfolio_name,
+            market_value=result.market_value,
+            cash_before_rebalance=result.cash_before,
+            cash_after_rebalance=result.cash_after,
+            transactions=[
+                TransactionOut(
+                    transaction_type=t.side,
+                    security_id=t.security_id,
+                    quantity=t.quantity,
+                    trade_date=outcome.trade_date,
+                )
+                for t in result.trades
+            ],
+            drifts=[
+                DriftOut(
+                    security_id=d.security_id,
+                    original_quantity=Decimal(d.original_quantity),
+                    adjusted_quantity=Decimal(d.adjusted_quantity),
+                    target=d.target,
+                    high_drift=d.high_drift,
+                    low_drift=d.low_drift,
+                    actual=d.actual,
+                    actual_drift=d.actual_drift,
+                )
+                for d in result.drifts
+            ],
+        )
+
+
+class RebalanceFailureOut(BaseModel):
+    """A portfolio of a model rebalance that failed, and why."""
+
+    rebalance_id: str | None
+    portfolio_id: str
+    error: FailureDetail
+
+
+def run_out(run: RebalanceRun) -> list[RebalanceOut | RebalanceFailureOut]:
+    """One entry per portfolio of the run, in the model's portfolio order."""
+    return [
+        RebalanceOut.of(run, o)
+        if isinstance(o, PortfolioOutcome)
+        else RebalanceFailureOut(
+            rebalance_id=run.rebalance_id,
+            portfolio_id=o.portfolio_id,
+            error=FailureDetail(code=o.code, message=o.message),
+        )
+        for o in run.outcomes
+    ]
+
+
+class StoredPosition(BaseModel):
+    security_id: str
+    price: Number
+    original_quantity: int
+    adjusted_quantity: int
+    original_position_market_value: Number
+    adjusted_position_market_value: Number
+    target: Number
+    high_drift: Number
+    low_drift: Number
+    actual: Number
+    actual_drift: Number
+    transaction_type: Literal["BUY", "SELL"] | None
+    trade_quantity: int | None
+    trade_date: date | None
+
+
+class StoredPortfolio(BaseModel):
+    portfolio_id: str
+    portfolio_name: str | None
+    market_value: Number
+    cash_before_rebalance: Number
+    cash_after_rebalance: Number
+    positions: list[StoredPosition]
+
+    @classmethod
+    def of(cls, outcome: PortfolioOutcome) -> "StoredPortfolio":
+        result = outcome.result
+        trades = {t.security_id: t for t in result.trades}
+        return cls(
+            portfolio_id=outcome.portfolio_id,
+            portfolio_name=outcome.portfolio_name,
+            market_value=result.market_value,
+            cash_before_rebalance=result.cash_before,
+            cash_after_rebalance=result.cash_after,
+            positions=[_stored_position(d, trades, outcome.trade_date) for d in result.drifts],
+        )
+
+
+def _stored_position(drift: Drift, trades: dict[str, Trade], trade_date: date) -> StoredPosition:
+    trade = trades.get(drift.security_id)
+    return StoredPosition(
+        security_id=drift.security_id,
+        price=drift.price,
+        original_quantity=drift.original_quantity,
+        adjusted_quantity=drift.adjusted_quantity,
+        original_position_market_value=drift.original_quantity * drift.price,
+        adjusted_position_market_value=drift.adjusted_quantity * drift.price,
+        target=drift.target,
+        high_drift=drift.high_drift,
+        low_drift=drift.low_drift,
+        actual=drift.actual,
+        actual_drift=drift.actual_drift,
+        transaction_type=trade.side if trade else None,
+        trade_quantity=trade.quantity if trade else None,
+        trade_date=trade_date if trade else None,
+    )
+
+
+class StoredFailure(BaseModel):
+    portfolio_id: str
+    error: FailureDetail
+
+
+class StoredRebalance(BaseModel):
+    """A stored run as `GET /rebalance…` returns it."""
+
+    rebalance_id: str
+    model_id: str
+    model_name: str
+    rebalance_date: datetime
+    number_of_portfolios: int
+    portfolios: list[StoredPortfolio]
+    failures: list[StoredFailure]
+    version: int
+
+    @classmethod
+    def of(cls, run: RebalanceRun) -> "StoredRebalance":
+        assert run.rebalance_id is not None
+        return cls(
+            rebalance_id=run.rebalance_id,
+            model_id=run.model_id,
+            model_name=run.model_name,
+            rebalance_date=run.rebalance_date,
+            number_of_portfolios=len(run.outcomes),
+            portfolios=[StoredPortfolio.of(o) for o in run.succeeded],
+            failures=[
+                StoredFailure(
+                    portfolio_id=o.portfolio_id, error=FailureDetail(code=o.code, message=o.message)
+                )
+                for o in run.outcomes
+                if isinstance(o, PortfolioFailure)
+            ],
+            version=run.version,
+        )

@@ -1,0 +1,85 @@
+"""Rebalance endpoints: run a rebalance, and read or delete stored runs."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from order_generation.api.dependencies import RebalanceServiceDep, StoreDep
+from order_generation.api.rebalance_schemas import (
+    RebalanceFailureOut,
+    RebalanceOut,
+    StoredRebalance,
+    run_out,
+)
+from order_generation.api.schemas import ErrorBody, PortfoliosBody
+from order_generation.domain.runs import PortfolioOutcome
+
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["rebalance"],
+    responses={
+        400: {"model": ErrorBody, "description": "Invalid input"},
+        404: {"model": ErrorBody, "description": "Not found"},
+    },
+)
+Offset = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+@router.post(
+    "/portfolio/{portfolio_id}/rebalance",
+    responses={
+        422: {"model": ErrorBody, "description": "No feasible solution, or solver timeout"},
+        503: {"model": ErrorBody, "description": "A GlobeCo service is unavailable"},
+    },
+)
+@router.post("/rebalance/portfolio/{portfolio_id}", include_in_schema=False)
+async def rebalance_portfolio(portfolio_id: str, service: RebalanceServiceDep) -> RebalanceOut:
+    run = await service.rebalance_portfolio(portfolio_id)
+    outcome = run.outcomes[0]
+    assert isinstance(outcome, PortfolioOutcome)
+    return RebalanceOut.of(run, outcome)
+
+
+@router.post(
+    "/model/{model_id}/rebalance",
+    responses={503: {"model": ErrorBody, "description": "A GlobeCo service is unavailable"}},
+)
+@router.post("/rebalance/model/{model_id}", include_in_schema=False)
+async def rebalance_model(
+    model_id: str, service: RebalanceServiceDep
+) -> list[RebalanceOut | RebalanceFailureOut]:
+    """One entry per portfolio of the model; a failed portfolio carries its error."""
+    return run_out(await service.rebalance_model(model_id))
+
+
+@router.get("/rebalances")
+async def list_rebalances(
+    store: StoreDep, offset: Offset = 0, limit: Limit = 10
+) -> list[StoredRebalance]:
+    return [StoredRebalance.of(run) for run in await store.list_rebalances(offset, limit)]
+
+
+@router.get("/rebalance/{rebalance_id}")
+async def get_rebalance(rebalance_id: str, store: StoreDep) -> StoredRebalance:
+    return StoredRebalance.of(await store.get_rebalance(rebalance_id))
+
+
+@router.post("/rebalances/portfolios")
+async def rebalances_of_portfolios(
+    body: PortfoliosBody, store: StoreDep, offset: Offset = 0, limit: Limit = 10
+) -> list[StoredRebalance]:
+    """Stored runs that include any of the given portfolios, newest first."""
+    runs = await store.list_rebalances(offset, limit, portfolio_ids=body.portfolios)
+    return [StoredRebalance.of(run) for run in runs]
+
+
+@router.delete(
+    "/rebalance/{rebalance_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={409: {"model": ErrorBody, "description": "Stale version"}},
+)
+async def delete_rebalance(
+    rebalance_id: str, version: Annotated[int, Query(ge=1)], store: StoreDep
+) -> None:
+    await store.delete_rebalance(rebalance_id, version)

@@ -1,0 +1,148 @@
+"""Rebalance use cases: gather holdings and prices, solve off the event loop, store the run."""
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import partial
+
+import structlog
+
+from order_generation.adapters.accounting import AccountingClient
+from order_generation.adapters.mongo import MongoStore
+from order_generation.adapters.portfolio import PortfolioClient
+from order_generation.adapters.pricing import PricingClient
+from order_generation.adapters.security import SecurityClient
+from order_generation.domain.errors import NotFound, ServiceError, UpstreamUnavailable
+from order_generation.domain.models import InvestmentModel, check_id
+from order_generation.domain.rebalance import RebalanceProblem, RebalanceResult, solve
+from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
+
+log = structlog.get_logger(__name__)
+# The name only decorates a result: a slow Portfolio service must not hold the rebalance up.
+NAME_WAIT_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Globeco:
+    """The four GlobeCo services the rebalance reads from."""
+
+    accounting: AccountingClient
+    security: SecurityClient
+    pricing: PricingClient
+    portfolio: PortfolioClient
+
+    async def aclose(self) -> None:
+        for client in (self.accounting, self.security, self.pricing, self.portfolio):
+            await client.aclose()
+
+
+class RebalanceService:
+    """Rebalance one portfolio or every portfolio of a model, and keep every run."""
+
+    def __init__(
+        self,
+        store: MongoStore,
+        globeco: Globeco,
+        *,
+        time_limit: float,
+        concurrency: int,
+        executor: Executor | None = None,
+    ) -> None:
+        self._store = store
+        self._globeco = globeco
+        self._time_limit = time_limit
+        self._concurrency = concurrency
+        self._executor = executor
+
+    async def rebalance_portfolio(self, portfolio_id: str) -> RebalanceRun:
+        """Rebalance one portfolio to the model it follows; failures raise."""
+        check_id(portfolio_id, "portfolio_id")
+        following = await self._store.models_following([portfolio_id])
+        if not following:
+            raise NotFound(f"portfolio {portfolio_id} does not follow any model")
+        model = following[0]
+        outcome = await self._rebalance(model, portfolio_id)
+        return await self._store.insert_rebalance(_run(model, (outcome,)))
+
+    async def rebalance_model(self, model_id: str) -> RebalanceRun:
+        """Rebalance every portfolio of a model in parallel; failures stay per portfolio.
+
+        A GlobeCo service that stays unavailable stops the whole run (it is down for all).
+        """
+        model = await self._store.get_model(model_id)
+        await self._warm_caches(model)
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(portfolio_id: str) -> PortfolioOutcome | PortfolioFailure:
+            async with gate:
+                return await self._rebalance_isolated(model, portfolio_id)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(p)) for p in model.portfolios]
+        except* UpstreamUnavailable as unavailable:
+            raise unavailable.exceptions[0] from None
+        run = await self._store.insert_rebalance(_run(model, tuple(t.result() for t in tasks)))
+        await self._store.set_last_rebalance_date(str(model.model_id), run.rebalance_date)
+        return run
+
+    async def _rebalance_isolated(
+        self, model: InvestmentModel, portfolio_id: str
+    ) -> PortfolioOutcome | PortfolioFailure:
+        try:
+            return await self._rebalance(model, portfolio_id)
+        except UpstreamUnavailable:
+            raise
+        except ServiceError as error:
+            log.info("portfolio_rebalance_failed", portfolio_id=portfolio_id, code=error.code)
+            return PortfolioFailure(portfolio_id, error.code, error.message)
+
+    async def _rebalance(self, model: InvestmentModel, portfolio_id: str) -> PortfolioOutcome:
+        name = asyncio.create_task(self._globeco.portfolio.name(portfolio_id))
+        holdings = await self._globeco.accounting.holdings(portfolio_id)
+        securities = [p.security_id for p in model.positions]
+        securities += [s for s in holdings.quantities if s not in set(securities)]
+        problem = RebalanceProblem(
+            positions=model.positions,
+            holdings=holdings.quantities,
+            cash=holdings.cash,
+            prices=await self._prices(securities),
+        )
+        result = await self._solve(problem)
+        return PortfolioOutcome(
+            portfolio_id, await _at_most(name, NAME_WAIT_SECONDS), result, date.today()
+        )
+
+    async def _prices(self, security_ids: Sequence[str]) -> dict[str, Decimal]:
+        tickers = await self._globeco.security.tickers(security_ids)
+        by_ticker = await self._globeco.pricing.prices(tickers.values())
+        return {s: by_ticker[tickers[s]] for s in security_ids}
+
+    async def _solve(self, problem: RebalanceProblem) -> RebalanceResult:
+        loop = asyncio.get_running_loop()
+        job = partial(solve, problem, time_limit=self._time_limit)
+        return await loop.run_in_executor(self._executor, job)
+
+    async def _warm_caches(self, model: InvestmentModel) -> None:
+        """One batched lookup of names, tickers and prices instead of one per portfolio."""
+        await asyncio.gather(
+            self._globeco.portfolio.names(model.portfolios),
+            self._prices([p.security_id for p in model.positions]),
+        )
+
+
+def _run(
+    model: InvestmentModel, outcomes: tuple[PortfolioOutcome | PortfolioFailure, ...]
+) -> RebalanceRun:
+    assert model.model_id is not None
+    return RebalanceRun(model.model_id, model.name, datetime.now(UTC), outcomes)
+
+
+async def _at_most(name: asyncio.Task[str | None], seconds: float) -> str | None:
+    try:
+        return await asyncio.wait_for(name, seconds)
+    except TimeoutError:
+        return None
