@@ -221,7 +221,7 @@ def test_the_milp_fallback_reaches_the_same_optimum(monkeypatch: pytest.MonkeyPa
 
 
 def test_an_answer_that_breaks_a_band_is_never_returned(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Book, "nearest", lambda self: [11])
+    monkeypatch.setattr(Book, "nearest", lambda self: ([11], D(550)))
     with pytest.raises(ServiceError, match="failed its exact check") as raised:
         solve(problem([position(A, "0.5", "0", "0")], {A: "50"}, cash="1000"))
     assert raised.value.status == 500

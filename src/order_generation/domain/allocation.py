@@ -31,7 +31,7 @@ from decimal import (
 )
 from time import perf_counter
 
-from order_generation.domain.errors import Infeasible, SolverTimeout
+from order_generation.domain.errors import Infeasible
 from order_generation.domain.models import Position
 
 EXACT = Context(
@@ -77,13 +77,13 @@ class Book:
     ) -> "Book":
         """Model positions in model order, then held securities the model lacks, by id."""
         in_model = {p.security_id for p in positions}
-        extra = sorted(sid for sid in holdings if sid not in in_model)
-        ids = (*(p.security_id for p in positions), *extra)
-        zeros = (ZERO,) * len(extra)
-        targets = (*(p.target for p in positions), *zeros)
-        lows = (*(p.low_drift for p in positions), *zeros)
-        highs = (*(p.high_drift for p in positions), *zeros)
-        mv = cash + sum((q * prices[sid] for sid, q in holdings.items()), ZERO)
+        extra = sorted([sid for sid in holdings if sid not in in_model])
+        zeros = [ZERO] * len(extra)
+        ids = tuple([p.security_id for p in positions] + extra)
+        targets = tuple([p.target for p in positions] + zeros)
+        lows = tuple([p.low_drift for p in positions] + zeros)
+        highs = tuple([p.high_drift for p in positions] + zeros)
+        mv = cash + sum([q * prices[sid] for sid, q in holdings.items()], ZERO)
         return cls(
             ids=ids,
             prices=tuple([prices[sid] for sid in ids]),
@@ -109,18 +109,22 @@ class Book:
         high = self.ceilings[i]
         return int(high // self.prices[i]) if high >= 0 else -1
 
-    def nearest(self) -> list[int]:
-        """Per security, the whole quantity nearest its goal within its band."""
+    def nearest(self) -> tuple[list[int], Decimal]:
+        """Per security, the whole quantity nearest its goal within its band; and their cost."""
         quantities = []
+        spent = ZERO
         terms = zip(self.goals, self.prices, self.floors, self.ceilings, strict=True)
         for i, (goal, p, low, high) in enumerate(terms):
             whole, rest = divmod(goal, p)
-            n = whole + 1 if rest + rest > p else whole
-            if low <= n * p <= high:
-                quantities.append(int(n))
-            else:
-                quantities.append(self._clip(i, int(n)))
-        return quantities
+            if rest + rest > p:
+                whole += 1
+            amount = whole * p
+            if not low <= amount <= high:
+                whole = Decimal(self._clip(i, int(whole)))
+                amount = whole * p
+            quantities.append(int(whole))
+            spent += amount
+        return quantities, spent
 
     def _clip(self, i: int, n: int) -> int:
         lo, hi = self.lowest(i), self.highest(i)
@@ -202,7 +206,7 @@ class _Group:
 
 
 class _Stop(Exception):
-    """Unwinds the search when the node budget or the recursion depth is spent."""
+    """Unwinds the search when its deadline, node budget or recursion depth is spent."""
 
 
 class _Proven(Exception):
@@ -210,7 +214,11 @@ class _Proven(Exception):
 
 
 def fill(ladders: tuple[Ladder, ...], capacity: int, *, deadline: float, node_limit: int) -> Fill:
-    """Choose shares per ladder maximising total value with total weight <= capacity."""
+    """Choose shares per ladder maximising total value with total weight <= capacity.
+
+    The search stops unproven (`Fill.proven` false, best incumbent kept) at the deadline, at
+    node_limit nodes or when it would recurse too deep.
+    """
     if capacity < 0:
         raise ValueError("capacity must not be negative")
     groups = _groups(ladders)
@@ -350,12 +358,7 @@ class _Core:
         self.nodes += 1
         if depth > _MAX_DEPTH:
             raise _Stop
-        if self.nodes % _CHECK_EVERY != 1:
-            return
-        if perf_counter() > self.deadline:
-            raise SolverTimeout(
-                "the rebalance search passed its time limit",
-                {"solver_status": "time_limit", "nodes": self.nodes},
-            )
-        if self.nodes >= self.node_limit:
+        if self.nodes % _CHECK_EVERY == 1 and (
+            self.nodes >= self.node_limit or perf_counter() > self.deadline
+        ):
             raise _Stop

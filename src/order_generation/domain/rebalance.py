@@ -15,7 +15,12 @@ term i. If Σ n_i·p_i ≤ MV, n is optimal. Otherwise cash binds; some optimum 
 lo_i ≤ u'_i ≤ n_i for every i (lowering a quantity toward n_i never raises its term and
 frees cash), and over that box each share above lo_i lowers PD by p_i, except the share
 that crosses the target. What remains is a bounded knapsack, solved exactly by
-`allocation.fill`; if that search spends its node budget, the HiGHS MILP in `milp` finishes.
+`allocation.fill`; if that search spends half the time limit, the HiGHS MILP in `milp`
+gets the rest, starting from the search's best answer.
+
+Ties are broken deterministically: of two equally near quantities the lower is taken, and
+the search keeps the first optimum it meets in a fixed order (model order, then held
+securities by id), so the same input always gives the same orders.
 
 Arithmetic is exact: `Decimal` with unlimited precision (an inexact operation raises) and
 integers in the search. The answer is re-checked against every constraint before it is
@@ -30,10 +35,13 @@ from typing import Literal
 
 from order_generation.domain import milp
 from order_generation.domain.allocation import EXACT, ZERO, Book, settle
-from order_generation.domain.errors import Infeasible, InvalidInput, ServiceError
+from order_generation.domain.errors import Infeasible, InvalidInput, ServiceError, SolverTimeout
 from order_generation.domain.models import Position
 
-NODE_LIMIT = 200_000
+SEARCH_SHARE = 0.5
+"""The search may use this share of the time limit before the MILP takes over."""
+NODE_LIMIT = 50_000_000
+"""A safety net behind SEARCH_SHARE (a million nodes take about a second)."""
 _ZERO4 = Decimal("0.0000")
 _STICKY = Context(prec=34, rounding=ROUND_05UP)
 
@@ -121,10 +129,12 @@ def _optimise(book: Book, deadline: float) -> tuple[list[int], str]:
             "(short positions outweigh cash and long holdings)",
             {"solver_status": "infeasible", "market_value": str(book.mv)},
         )
-    nearest = book.nearest()
-    if sum((n * p for n, p in zip(nearest, book.prices, strict=True)), ZERO) <= book.mv:
+    nearest, spent = book.nearest()
+    if spent <= book.mv:
         return nearest, "nearest"
-    quantities, proven = settle(book, nearest, deadline, NODE_LIMIT)
+    now = perf_counter()
+    search_deadline = now + (deadline - now) * SEARCH_SHARE
+    quantities, proven = settle(book, nearest, search_deadline, NODE_LIMIT)
     if proven:
         return quantities, "search"
     return _milp_fallback(book, quantities, deadline), "milp"
@@ -132,6 +142,12 @@ def _optimise(book: Book, deadline: float) -> tuple[list[int], str]:
 
 def _milp_fallback(book: Book, incumbent: list[int], deadline: float) -> list[int]:
     """HiGHS from the search's incumbent; its float answer counts only if it checks out."""
+    remaining = deadline - perf_counter()
+    if remaining <= 0:
+        raise SolverTimeout(
+            "no solution within the time limit: the search could not prove an optimum in time",
+            {"solver_status": "time_limit"},
+        )
     securities = range(len(book.ids))
     answer = milp.minimise_deviation(
         book.prices,
@@ -139,7 +155,7 @@ def _milp_fallback(book: Book, incumbent: list[int], deadline: float) -> list[in
         [book.lowest(i) for i in securities],
         [book.highest(i) for i in securities],
         book.mv,
-        time_limit=deadline - perf_counter(),
+        time_limit=remaining,
         start=incumbent,
     )
     candidate = _audit(book, list(answer.quantities))
@@ -173,19 +189,26 @@ def _audit(book: Book, quantities: list[int]) -> _Audit:
     amounts: list[Decimal] = []
     objective = spent = ZERO
     cash_after = book.cash
-    terms = zip(book.ids, quantities, book.held, book.prices, strict=True)
-    for i, (sid, u, before, p) in enumerate(terms):
+    terms = zip(
+        book.ids,
+        quantities,
+        book.held,
+        book.prices,
+        book.goals,
+        book.floors,
+        book.ceilings,
+        strict=True,
+    )
+    for sid, u, before, p, goal, low, high in terms:
         if type(u) is not int or u < 0:
             problems.append(f"{sid}: quantity {u!r} is not a whole number >= 0")
             amounts.append(ZERO)
             continue
         amount = u * p
         amounts.append(amount)
-        if not book.floors[i] <= amount <= book.ceilings[i]:
-            problems.append(
-                f"{sid}: {u} shares fall outside [{book.floors[i]}, {book.ceilings[i]}]"
-            )
-        objective += abs(book.goals[i] - amount)
+        if not low <= amount <= high:
+            problems.append(f"{sid}: {u} shares fall outside [{low}, {high}]")
+        objective += abs(goal - amount)
         spent += amount
         if u != before:
             cash_after -= (u - before) * p
@@ -198,9 +221,11 @@ def _audit(book: Book, quantities: list[int]) -> _Audit:
 
 def _trades(book: Book, quantities: list[int]) -> tuple[Trade, ...]:
     return tuple(
-        Trade(sid, "BUY" if after > before else "SELL", abs(after - before))
-        for sid, before, after in zip(book.ids, book.held, quantities, strict=True)
-        if after != before
+        [
+            Trade(sid, "BUY" if after > before else "SELL", abs(after - before))
+            for sid, before, after in zip(book.ids, book.held, quantities, strict=True)
+            if after != before
+        ]
     )
 
 
@@ -217,7 +242,8 @@ def _drifts(book: Book, quantities: list[int], amounts: list[Decimal]) -> tuple[
             ((w - a) / w).quantize(_ZERO4, ROUND_HALF_EVEN) if w else _ZERO4
             for w, a in zip(book.targets, actuals, strict=True)
         ]
-    rows = zip(
+    rows = map(
+        Drift,
         book.ids,
         book.prices,
         book.held,
@@ -227,9 +253,8 @@ def _drifts(book: Book, quantities: list[int], amounts: list[Decimal]) -> tuple[
         book.high_drifts,
         actuals,
         drifts,
-        strict=True,
     )
-    return tuple([Drift(*row) for row in rows])
+    return tuple(rows)
 
 
 def _check_positions(positions: tuple[Position, ...]) -> None:
