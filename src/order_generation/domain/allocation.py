@@ -52,7 +52,7 @@ class Book:
     """One portfolio's terms, in the order the result lists them; build under `EXACT`.
 
     `goals` are the target amounts MV·w_i; `floors` and `ceilings` bound the amount each
-    security may hold: MV·(w_i - l_i) and MV·(w_i + h_i).
+    security may hold: MV·max(w_i - l_i, 0) (no quantity is negative) and MV·(w_i + h_i).
     """
 
     ids: tuple[str, ...]
@@ -94,8 +94,10 @@ class Book:
             cash=cash,
             mv=mv,
             goals=tuple([mv * w for w in targets]),
-            floors=tuple([mv * (w - low) for w, low in zip(targets, lows, strict=True)]),
-            ceilings=tuple([mv * (w + high) for w, high in zip(targets, highs, strict=True)]),
+            floors=tuple(
+                [mv * (w - lo) if w > lo else ZERO for w, lo in zip(targets, lows, strict=True)]
+            ),
+            ceilings=tuple([mv * (w + hi) for w, hi in zip(targets, highs, strict=True)]),
         )
 
     def lowest(self, i: int) -> int:
