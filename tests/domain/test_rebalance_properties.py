@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from order_generation.domain import milp
-from order_generation.domain.allocation import Ladder, fill
 from order_generation.domain.errors import Infeasible
+from order_generation.domain.knapsack import Ladder, fill
 from order_generation.domain.models import Position
 from order_generation.domain.rebalance import RebalanceProblem, RebalanceResult, solve
 
