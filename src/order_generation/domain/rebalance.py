@@ -142,26 +142,39 @@ def _optimise(book: Book, deadline: float) -> tuple[list[int], str]:
 
 def _milp_fallback(book: Book, incumbent: list[int], deadline: float) -> list[int]:
     """HiGHS from the search's incumbent; its float answer counts only if it checks out."""
-    remaining = deadline - perf_counter()
-    if remaining <= 0:
-        raise SolverTimeout(
-            "no solution within the time limit: the search could not prove an optimum in time",
-            {"solver_status": "time_limit"},
-        )
+    best = _audit(book, incumbent).objective
     securities = range(len(book.ids))
-    answer = milp.minimise_deviation(
-        book.prices,
-        book.goals,
-        [book.lowest(i) for i in securities],
-        [book.highest(i) for i in securities],
-        book.mv,
-        time_limit=remaining,
-        start=incumbent,
-    )
+    try:
+        answer = milp.minimise_deviation(
+            book.prices,
+            book.goals,
+            [book.lowest(i) for i in securities],
+            [book.highest(i) for i in securities],
+            book.mv,
+            time_limit=_remaining(deadline, best),
+            start=incumbent,
+        )
+    except SolverTimeout as timeout:
+        raise _timeout(best, timeout.details["solver_status"]) from timeout
     candidate = _audit(book, list(answer.quantities))
-    if not candidate.problems and candidate.objective < _audit(book, incumbent).objective:
+    if not candidate.problems and candidate.objective < best:
         return list(answer.quantities)
     return incumbent
+
+
+def _remaining(deadline: float, best: Decimal) -> float:
+    remaining = deadline - perf_counter()
+    if remaining <= 0:
+        raise _timeout(best, "time_limit")
+    return remaining
+
+
+def _timeout(best: Decimal, status: str) -> SolverTimeout:
+    return SolverTimeout(
+        "no solution within the time limit: the search and then the MILP solver ran out of "
+        "time before proving an optimum",
+        {"solver_status": status, "best_objective_found": str(best)},
+    )
 
 
 def _verify(book: Book, quantities: list[int]) -> tuple[Decimal, Decimal, list[Decimal]]:
