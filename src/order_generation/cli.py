@@ -1,4 +1,4 @@
-"""Command line: `order-generation serve` runs the service the way production does."""
+"""Command line: `serve` runs the service the way production does; `rebalance` works on files."""
 
 import asyncio
 import contextlib
@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import structlog
 import typer
@@ -17,6 +18,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 
 from order_generation.config import GLOBECO_URL_FIELDS, Settings
 from order_generation.logs import configure_logging
+from order_generation.report import Format
 
 app = typer.Typer(help="GlobeCo Order Generation Service.", no_args_is_help=True)
 log = structlog.get_logger(__name__)
@@ -43,6 +45,57 @@ def serve() -> None:
         if not settings.globeco_configured:
             _simulated_globeco(children)
         _Gunicorn(settings).run()
+
+
+@app.command()
+def rebalance(
+    model: Annotated[Path, typer.Argument(help="Model JSON: the body of POST /models.")],
+    portfolios: Annotated[
+        list[Path], typer.Argument(help="Portfolio files: CSV or JSON, one or many portfolios.")
+    ],
+    prices: Annotated[
+        Path, typer.Option(help="Prices: CSV with security_id,price or a JSON object.")
+    ],
+    output_format: Annotated[Format, typer.Option("--format", help="Output format.")] = (
+        Format.table
+    ),
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Worker processes.")] = os.cpu_count() or 1,
+    time_limit: Annotated[
+        float, typer.Option(min=0.001, help="Solver limit per portfolio, seconds.")
+    ] = 30.0,
+) -> None:
+    """Rebalance portfolios from files to a model; calls no GlobeCo service, stores nothing.
+
+    Exit code 0: all rebalanced; 1: some portfolio failed (see the summary); 2: bad input.
+    """
+    from time import perf_counter
+
+    from order_generation import report
+    from order_generation.batch import read_batch, solve_all
+    from order_generation.domain.errors import InvalidInput
+
+    with contextlib.ExitStack() as stack:
+        try:
+            batch = read_batch(model, portfolios, prices)
+            out = stack.enter_context(output.open("w")) if output else sys.stdout
+        except InvalidInput as error:
+            _fail(error.message)
+        except OSError as error:
+            _fail(f"{output}: cannot be written ({error.strerror})")
+        started = perf_counter()
+        with report.progress(len(batch.jobs)) as done:
+            outcomes = solve_all(batch.jobs, workers=jobs, time_limit=time_limit, done=done)
+        report.write(outcomes, output_format, out)
+    for line in report.summary(outcomes, perf_counter() - started):
+        typer.echo(line, err=True)
+    if report.failures(outcomes):
+        raise typer.Exit(1)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
 
 
 def _embedded_mongo(settings: Settings, children: contextlib.ExitStack) -> str:

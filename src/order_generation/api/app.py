@@ -13,7 +13,7 @@ from order_generation.adapters.mongo import MongoStore
 from order_generation.adapters.portfolio import PortfolioClient
 from order_generation.adapters.pricing import PricingClient
 from order_generation.adapters.security import SecurityClient
-from order_generation.api import health, models, rebalances
+from order_generation.api import health, models, preview, rebalances
 from order_generation.api.errors import install_error_handlers
 from order_generation.config import Settings
 from order_generation.service.rebalance import Globeco, RebalanceService
@@ -69,4 +69,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(rebalances.router)
+    app.include_router(preview.router)
     return app

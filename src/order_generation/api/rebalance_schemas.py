@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, PlainSerializer
 
-from order_generation.domain.rebalance import Drift, Trade
+from order_generation.domain.rebalance import Drift, RebalanceResult, Trade
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 
 Number = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
@@ -42,8 +42,8 @@ class RebalanceOut(BaseModel):
     """One portfolio's orders and drifts (the RebalanceDTO)."""
 
     rebalance_id: str | None
-    model_id: str
-    portfolio_id: str
+    model_id: str | None
+    portfolio_id: str | None
     portfolio_name: str | None
     market_value: Decimal
     cash_before_rebalance: Decimal
@@ -53,12 +53,32 @@ class RebalanceOut(BaseModel):
 
     @classmethod
     def of(cls, run: RebalanceRun, outcome: PortfolioOutcome) -> "RebalanceOut":
-        result = outcome.result
-        return cls(
+        return cls.of_result(
+            outcome.result,
+            outcome.trade_date,
             rebalance_id=run.rebalance_id,
             model_id=run.model_id,
             portfolio_id=outcome.portfolio_id,
             portfolio_name=outcome.portfolio_name,
+        )
+
+    @classmethod
+    def of_result(
+        cls,
+        result: RebalanceResult,
+        trade_date: date,
+        *,
+        rebalance_id: str | None,
+        model_id: str | None,
+        portfolio_id: str | None,
+        portfolio_name: str | None,
+    ) -> "RebalanceOut":
+        """One solved portfolio; a preview or a run from files has no rebalance_id."""
+        return cls(
+            rebalance_id=rebalance_id,
+            model_id=model_id,
+            portfolio_id=portfolio_id,
+            portfolio_name=portfolio_name,
             market_value=result.market_value,
             cash_before_rebalance=result.cash_before,
             cash_after_rebalance=result.cash_after,
@@ -67,7 +87,7 @@ class RebalanceOut(BaseModel):
                     transaction_type=t.side,
                     security_id=t.security_id,
                     quantity=t.quantity,
-                    trade_date=outcome.trade_date,
+                    trade_date=trade_date,
                 )
                 for t in result.trades
             ],

@@ -14,6 +14,8 @@ from order_generation.domain.models import InvestmentModel, Position
 
 # Decimal128 holds 34 significant digits; weights need far fewer.
 Weight = Annotated[Decimal, Field(max_digits=20, decimal_places=10, allow_inf_nan=False)]
+# Prices and cash: up to 10^18 with 10 decimal places, so every product stays exact and small.
+Money = Annotated[Decimal, Field(max_digits=28, decimal_places=10, allow_inf_nan=False)]
 
 
 class Schema(BaseModel):

@@ -24,6 +24,7 @@ class InvalidInput(ServiceError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}", {"field": field})
         self.field = field
+        self.rule = message
 
 
 class NotFound(ServiceError):

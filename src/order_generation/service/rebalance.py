@@ -16,7 +16,7 @@ from order_generation.adapters.portfolio import PortfolioClient
 from order_generation.adapters.pricing import PricingClient
 from order_generation.adapters.security import SecurityClient
 from order_generation.domain.errors import NotFound, ServiceError, UpstreamUnavailable
-from order_generation.domain.models import InvestmentModel, check_id
+from order_generation.domain.models import InvestmentModel, Position, check_id
 from order_generation.domain.rebalance import RebalanceProblem, RebalanceResult, solve
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 
@@ -88,6 +88,17 @@ class RebalanceService:
         run = await self._store.insert_rebalance(_run(model, tuple(t.result() for t in tasks)))
         await self._store.set_last_rebalance_date(str(model.model_id), run.rebalance_date)
         return run
+
+    async def preview(
+        self,
+        positions: tuple[Position, ...],
+        holdings: dict[str, int],
+        cash: Decimal,
+        prices: dict[str, Decimal],
+    ) -> RebalanceResult:
+        """Solve given data exactly as a real rebalance would; no GlobeCo call, nothing stored."""
+        problem = RebalanceProblem(positions=positions, holdings=holdings, cash=cash, prices=prices)
+        return await self._solve(problem)
 
     async def _rebalance_isolated(
         self, model: InvestmentModel, portfolio_id: str

@@ -1,0 +1,78 @@
+"""What-if rebalance: a model and a portfolio given in the body; no GlobeCo call, no storage."""
+
+from datetime import date
+from decimal import Decimal
+
+from fastapi import APIRouter
+from pydantic import Field
+
+from order_generation.api.dependencies import ModelServiceDep, RebalanceServiceDep
+from order_generation.api.rebalance_schemas import RebalanceOut
+from order_generation.api.schemas import ErrorBody, Money, PositionBody, Schema
+from order_generation.domain.errors import InvalidInput
+from order_generation.domain.models import InvestmentModel, Position
+from order_generation.service.models import ModelService
+
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["rebalance"],
+    responses={
+        400: {"model": ErrorBody, "description": "Invalid input"},
+        404: {"model": ErrorBody, "description": "Unknown model_id"},
+        422: {"model": ErrorBody, "description": "No feasible solution, or solver timeout"},
+    },
+)
+
+
+class InlineModelBody(Schema):
+    """A model given in full; it must pass the rules of a stored one. Portfolios are ignored."""
+
+    name: str = "preview"
+    positions: list[PositionBody] = Field(default_factory=list)
+
+
+class PreviewBody(Schema):
+    """Exactly one of `model` and `model_id`; holdings and prices keyed by security_id."""
+
+    model: InlineModelBody | None = None
+    model_id: str | None = None
+    portfolio_id: str | None = None
+    portfolio_name: str | None = None
+    holdings: dict[str, int] = Field(default_factory=dict)
+    cash: Money = Decimal(0)
+    prices: dict[str, Money]
+
+
+@router.post("/rebalance/preview")
+async def preview_rebalance(
+    body: PreviewBody, models: ModelServiceDep, service: RebalanceServiceDep
+) -> RebalanceOut:
+    """The RebalanceDTO a rebalance of these holdings would answer (rebalance_id null)."""
+    positions = await _positions(body, models)
+    result = await service.preview(positions, body.holdings, body.cash, body.prices)
+    return RebalanceOut.of_result(
+        result,
+        date.today(),
+        rebalance_id=None,
+        model_id=body.model_id,
+        portfolio_id=body.portfolio_id,
+        portfolio_name=body.portfolio_name,
+    )
+
+
+async def _positions(body: PreviewBody, models: ModelService) -> tuple[Position, ...]:
+    if body.model is not None and body.model_id is not None:
+        raise InvalidInput("model_id", "give either an inline model or a model_id, not both")
+    if body.model_id is not None:
+        return (await models.get(body.model_id)).positions
+    if body.model is None:
+        raise InvalidInput("model", "an inline model or a model_id is required")
+    return _inline(body.model).positions
+
+
+def _inline(model: InlineModelBody) -> InvestmentModel:
+    """The domain's rules, with the field named as it sits in this body."""
+    try:
+        return InvestmentModel(model.name, tuple(p.to_domain() for p in model.positions))
+    except InvalidInput as error:
+        raise InvalidInput(f"model.{error.field}", error.rule) from None
