@@ -93,15 +93,15 @@ def test_targets_summing_to_exactly_095_keep_five_percent_cash() -> None:
     assert result.objective == 0
 
 
+def overspending_nineteen() -> RebalanceProblem:
+    """Each target is 50 at price 60: one share is nearest, but 19 shares cost 1140 > 1000.
+    Holding k single shares costs 60k <= 1000 and PD = 10k + 50(19 - k): best k = 16."""
+    positions = [position(s, "0.05", "0.05", "0.05") for s in NINETEEN]
+    return problem(positions, dict.fromkeys(NINETEEN, "60"), "1000")
+
+
 def test_targets_summing_to_095_when_rounding_up_would_overspend() -> None:
-    # Each target is 50 at price 60: one share is nearest, but 19 shares cost 1140 > 1000.
-    # Holding k single shares costs 60k <= 1000 and PD = 10k + 50(19 - k): best k = 16.
-    ids = NINETEEN
-    result = solve(
-        problem(
-            [position(s, "0.05", "0.05", "0.05") for s in ids], dict.fromkeys(ids, "60"), "1000"
-        )
-    )
+    result = solve(overspending_nineteen())
     assert sum(result.quantities.values()) == 16
     assert result.objective == 310
     assert result.cash_after == 40
@@ -200,22 +200,16 @@ def test_the_same_input_gives_the_same_orders_whatever_the_holdings_order() -> N
 
 
 def test_a_search_past_its_time_limit_raises_a_timeout() -> None:
-    ids = NINETEEN
-    binding = problem([position(s, "0.05", "0.05", "0.05") for s in ids], dict.fromkeys(ids, "60"))
-    binding = RebalanceProblem(binding.positions, {}, D("1000"), binding.prices)
     with pytest.raises(SolverTimeout) as raised:
-        solve(binding, time_limit=0)
+        solve(overspending_nineteen(), time_limit=0)
     assert raised.value.details["solver_status"] == "time_limit"
+    assert raised.value.details["best_objective_found"] == "310"
     assert raised.value.status == 422
 
 
 def test_the_milp_fallback_reaches_the_same_optimum(monkeypatch: pytest.MonkeyPatch) -> None:
-    ids = NINETEEN
-    binding = problem(
-        [position(s, "0.05", "0.05", "0.05") for s in ids], dict.fromkeys(ids, "60"), "1000"
-    )
     monkeypatch.setattr(rebalance, "NODE_LIMIT", 0)
-    result = solve(binding)
+    result = solve(overspending_nineteen())
     assert result.method == "milp"
     assert result.objective == 310
 

@@ -111,10 +111,12 @@ class _Core:
     def run(self) -> bool:
         """Search until proven optimal (True) or the node budget is spent (False)."""
         value, weight, brk = self._greedy()
+        self._record(value)
         if brk == len(self.counts):
-            self._record(value)
             return True
         self.root = value + (self.capacity - weight) * self.values[brk] // self.weights[brk]
+        if value >= self.root:
+            return True
         first_removal = brk if self.greedy[brk] else brk - 1
         try:
             self._branch(first_removal, brk, value, weight, 0)
