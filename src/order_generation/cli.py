@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -40,6 +41,9 @@ def serve() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
     with contextlib.ExitStack() as children:
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            metrics_dir = children.enter_context(tempfile.TemporaryDirectory(prefix="og-metrics-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         if settings.mongodb_url is None:
             os.environ["MONGODB_URL"] = _embedded_mongo(settings, children)
         if not settings.globeco_configured:
@@ -184,6 +188,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             "accesslog": None,
             "control_socket_disable": True,
             "logger_class": _GunicornLogs,
+            "child_exit": _forget_worker_metrics,
         }
         for key, value in options.items():
             self.cfg.set(key, value)
@@ -194,6 +199,12 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         settings = Settings()
         configure_logging(settings.log_level)
         return create_app(settings)
+
+
+def _forget_worker_metrics(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 class _GunicornLogs(GunicornLogger):  # type: ignore[misc]

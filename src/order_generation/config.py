@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     cors_origins: Annotated[list[str], NoDecode] = ["*"]
     secret_key: SecretStr | None = None
+    max_request_bytes: int = Field(1_048_576, ge=1024)
+    max_inflight_rebalances: int = Field(64, ge=1)
 
     mongodb_url: str | None = None
     mongodb_database: str = "order-generation"

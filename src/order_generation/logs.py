@@ -1,6 +1,7 @@
 """Structured JSON logs, one event per line, for the service and its libraries."""
 
 import logging
+import os
 import sys
 
 import structlog
@@ -13,6 +14,7 @@ def configure_logging(level: str = "INFO") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_pid,
     ]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -38,3 +40,11 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _add_pid(
+    logger: object, method: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """Several workers write to one stream; the pid tells them apart."""
+    event["pid"] = os.getpid()
+    return event

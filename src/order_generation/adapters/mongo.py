@@ -99,6 +99,8 @@ class MongoStore:
         return _model_from_doc(doc)
 
     async def models_following(self, portfolio_ids: Sequence[str]) -> list[InvestmentModel]:
+        if not portfolio_ids:  # the embedded server cannot run an empty `$in`
+            return []
         cursor = self._models.find({"portfolios": {"$in": list(portfolio_ids)}})
         return [_model_from_doc(doc) async for doc in cursor]
 
@@ -174,10 +176,18 @@ class MongoStore:
         """Newest first; only runs that include one of `portfolio_ids` when given."""
         query: Document = {"status": _COMPLETE}
         if portfolio_ids is not None:
-            found = self._results.find({"portfolio_id": {"$in": list(portfolio_ids)}})
-            query["_id"] = {"$in": list({doc["rebalance_id"] async for doc in found})}
+            runs = await self._runs_including(portfolio_ids)
+            if not runs:
+                return []
+            query["_id"] = {"$in": runs}
         cursor = self._rebalances.find(query).sort([("rebalance_date", DESCENDING), ("_id", 1)])
         return await self._with_outcomes(await cursor.skip(offset).limit(limit).to_list())
+
+    async def _runs_including(self, portfolio_ids: Sequence[str]) -> list[ObjectId]:
+        if not portfolio_ids:
+            return []
+        found = self._results.find({"portfolio_id": {"$in": list(portfolio_ids)}})
+        return list({doc["rebalance_id"] async for doc in found})
 
     async def delete_rebalance(self, rebalance_id: str, version: int) -> None:
         key = {"_id": object_id(rebalance_id, "rebalance_id")}

@@ -24,7 +24,9 @@ class PortfolioClient(GlobecoClient):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.portfolio_service_url, settings)
-        self.cache: TtlCache[str, str] = TtlCache(settings.portfolio_name_cache_seconds)
+        self.cache: TtlCache[str, str] = TtlCache(
+            settings.portfolio_name_cache_seconds, "portfolio_names"
+        )
 
     async def name(self, portfolio_id: str) -> str | None:
         """The portfolio's name, or None when it is unknown or the service is unavailable."""

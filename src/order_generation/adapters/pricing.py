@@ -22,7 +22,7 @@ class PricingClient(GlobecoClient):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.pricing_service_url, settings)
         # None stands for a price the service gave in a form that cannot be used.
-        self.cache: TtlCache[str, Decimal | None] = TtlCache(settings.price_cache_seconds)
+        self.cache: TtlCache[str, Decimal | None] = TtlCache(settings.price_cache_seconds, "prices")
 
     async def prices(self, tickers: Iterable[str]) -> dict[str, Decimal]:
         """The close price (> 0) of each ticker; NotFound names every ticker without a price."""

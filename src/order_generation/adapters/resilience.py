@@ -19,10 +19,19 @@ from tenacity import (
 
 from order_generation.config import Settings
 from order_generation.domain.errors import UpstreamBadResponse, UpstreamUnavailable
+from order_generation.metrics import (
+    CACHE_HITS,
+    CACHE_MISSES,
+    CIRCUIT_BREAKER_STATE,
+    GLOBECO_DURATION,
+    GLOBECO_ERRORS,
+    GLOBECO_RETRIES,
+)
 
 log = structlog.get_logger(__name__)
 
 BreakerState = Literal["closed", "open", "half-open"]
+_BREAKER_CODES: dict[BreakerState, int] = {"closed": 0, "half-open": 1, "open": 2}
 
 # Connections per service, all kept alive. httpx's default (100, of which 20 kept alive) churns
 # connections past 20 concurrent calls, and its pool's per-request bookkeeping grows with the
@@ -74,8 +83,9 @@ class CircuitBreaker:
 class TtlCache[K, V]:
     """Values expire after `ttl` seconds; concurrent misses for one key share one load."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, name: str = "") -> None:
         self.ttl = ttl
+        self.name = name
         self.hits = 0
         self.misses = 0
         self._values: dict[K, tuple[float, V]] = {}
@@ -96,9 +106,11 @@ class TtlCache[K, V]:
             entry = self._values.get(key)
             if entry is not None and entry[0] > now:
                 self.hits += 1
+                CACHE_HITS.labels(self.name).inc()
                 found[key] = entry[1]
                 continue
             self.misses += 1
+            CACHE_MISSES.labels(self.name).inc()
             if (task := self._loading.get(key)) is not None:
                 waits[key] = task
             else:
@@ -179,14 +191,18 @@ class GlobecoClient:
             response = await self._send(path)
         except (httpx.TransportError, _ServerError) as exc:
             self.breaker.record_failure()
+            GLOBECO_ERRORS.labels(self.service).inc()
             raise self._unavailable(
                 f"{_describe(exc)} after {self._attempts} attempt(s)", path
             ) from exc
         except BaseException:
             self.breaker.release()
             raise
-        self.breaker.record_success()
-        return response
+        else:
+            self.breaker.record_success()
+            return response
+        finally:
+            CIRCUIT_BREAKER_STATE.labels(self.service).set(_BREAKER_CODES[self.breaker.state])
 
     async def _send(self, path: str) -> httpx.Response:
         retrying = AsyncRetrying(
@@ -200,13 +216,35 @@ class GlobecoClient:
             with attempt:
                 if self.breaker.state == "open":
                     raise self._unavailable("circuit breaker opened during retries", path)
-                response = await self._http.get(path)
+                response = await self._attempt(path)
                 if response.is_server_error:
                     raise _ServerError(response.status_code)
                 return response
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
+    async def _attempt(self, path: str) -> httpx.Response:
+        """One HTTP attempt, timed, logged, carrying the request's correlation id."""
+        correlation_id = structlog.contextvars.get_contextvars().get("correlation_id")
+        headers = {"X-Correlation-ID": correlation_id} if correlation_id else None
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            response = await self._http.get(path, headers=headers)
+            outcome = f"{response.status_code // 100}xx"
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            GLOBECO_DURATION.labels(self.service, outcome).observe(elapsed)
+            log.info(
+                "globeco_call",
+                service=self.service,
+                path=path,
+                outcome=outcome,
+                duration_ms=round(elapsed * 1000, 2),
+            )
+
     def _log_retry(self, state: RetryCallState, path: str) -> None:
+        GLOBECO_RETRIES.labels(self.service).inc()
         error = state.outcome.exception() if state.outcome else None
         log.warning(
             "globeco_retry",

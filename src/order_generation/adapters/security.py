@@ -20,7 +20,7 @@ class SecurityClient(GlobecoClient):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.security_service_url, settings)
-        self.cache: TtlCache[str, str] = TtlCache(settings.ticker_cache_seconds)
+        self.cache: TtlCache[str, str] = TtlCache(settings.ticker_cache_seconds, "tickers")
 
     async def tickers(self, security_ids: Iterable[str]) -> dict[str, str]:
         """The ticker of each security id; NotFound names every id the service does not know."""

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from order_generation.adapters.accounting import AccountingClient
@@ -14,7 +14,9 @@ from order_generation.adapters.portfolio import PortfolioClient
 from order_generation.adapters.pricing import PricingClient
 from order_generation.adapters.security import SecurityClient
 from order_generation.api import health, models, preview, rebalances
+from order_generation.api.dependencies import require_api_key
 from order_generation.api.errors import install_error_handlers
+from order_generation.api.middleware import BodySizeLimit, RequestContext
 from order_generation.config import Settings
 from order_generation.service.rebalance import Globeco, RebalanceService
 
@@ -43,6 +45,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             globeco,
             time_limit=settings.max_optimization_time,
             concurrency=settings.rebalance_concurrency,
+            max_in_flight=settings.max_inflight_rebalances,
         )
         app.state.started_at = time.monotonic()
         log.info("service_started", database=settings.mongodb_database)
@@ -59,15 +62,20 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
         allow_headers=["*"],
+        expose_headers=["X-Correlation-ID", "Retry-After"],
     )
+    app.add_middleware(RequestContext)
     install_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(models.router)
-    app.include_router(rebalances.router)
-    app.include_router(preview.router)
+    app.include_router(health.metrics_router)
+    protected = [Depends(require_api_key)]
+    app.include_router(models.router, dependencies=protected)
+    app.include_router(rebalances.router, dependencies=protected)
+    app.include_router(preview.router, dependencies=protected)
     return app

@@ -19,9 +19,9 @@ _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LA
 
 
 def error_response(
-    request: Request, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
 ) -> JSONResponse:
-    trace_id = request.headers.get("x-correlation-id") or uuid.uuid4().hex
+    trace_id = structlog.contextvars.get_contextvars().get("correlation_id") or uuid.uuid4().hex
     body = ErrorBody(
         error=ErrorDetail(
             code=code,
@@ -41,29 +41,45 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return path or "body"
 
 
+class PayloadTooLarge(ServiceError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    code = "UNAUTHORIZED"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "ApiKey"}
+
+
 async def _service_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ServiceError)
-    return error_response(request, error.status, error.code, error.message, error.details)
+    response = error_response(error.status, error.code, error.message, error.details)
+    response.headers.update(error.headers)
+    return response
 
 
 async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     problems = [{"field": _location(tuple(e["loc"])), "message": e["msg"]} for e in error.errors()]
     message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-    return error_response(request, 400, "VALIDATION_ERROR", message, {"errors": problems})
+    return error_response(400, "VALIDATION_ERROR", message, {"errors": problems})
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     code = _HTTP_CODES.get(error.status_code, "HTTP_ERROR")
-    response = error_response(request, error.status_code, code, str(error.detail))
+    response = error_response(error.status_code, code, str(error.detail))
     response.headers.update(error.headers or {})
     return response
 
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     log.exception("unexpected_error", path=request.url.path)
-    return error_response(request, 500, "INTERNAL_ERROR", "an unexpected error occurred")
+    return error_response(500, "INTERNAL_ERROR", "an unexpected error occurred")
 
 
 def install_error_handlers(app: FastAPI) -> None:

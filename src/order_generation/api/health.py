@@ -4,11 +4,19 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from order_generation.api.dependencies import StoreDep
+from order_generation.metrics import exposition
 
 router = APIRouter(prefix="/health", tags=["health"])
+metrics_router = APIRouter(tags=["health"])
+
+
+@metrics_router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)
 
 
 async def _mongo_status(store: StoreDep) -> str:

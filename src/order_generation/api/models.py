@@ -10,6 +10,7 @@ from order_generation.api.schemas import (
     ModelBody,
     ModelOut,
     ModelUpdateBody,
+    Offset,
     PortfoliosBody,
     PositionBody,
 )
@@ -33,7 +34,7 @@ def _out(model: InvestmentModel) -> ModelOut:
 @router.get("/models")
 async def list_models(
     service: ModelServiceDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
     sort_by: Annotated[
         str | None,

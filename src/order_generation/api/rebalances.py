@@ -11,7 +11,7 @@ from order_generation.api.rebalance_schemas import (
     StoredRebalance,
     run_out,
 )
-from order_generation.api.schemas import ErrorBody, PortfoliosBody
+from order_generation.api.schemas import ErrorBody, Offset, PortfoliosBody
 from order_generation.domain.runs import PortfolioOutcome
 
 router = APIRouter(
@@ -22,7 +22,6 @@ router = APIRouter(
         404: {"model": ErrorBody, "description": "Not found"},
     },
 )
-Offset = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 

@@ -7,10 +7,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
+from fastapi import Query
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from order_generation.domain.models import InvestmentModel, Position
+
+# MongoDB's skip is a 32-bit count on some servers; nobody pages further.
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 
 # Decimal128 holds 34 significant digits; weights need far fewer.
 Weight = Annotated[Decimal, Field(max_digits=20, decimal_places=10, allow_inf_nan=False)]

@@ -14,6 +14,11 @@ class ServiceError(Exception):
         self.message = message
         self.details = details or {}
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the body."""
+        return {}
+
 
 class InvalidInput(ServiceError):
     """A business rule or input shape is violated; the message names the field and rule."""
@@ -70,3 +75,18 @@ class UpstreamBadResponse(ServiceError):
 
     status = 502
     code = "UPSTREAM_BAD_RESPONSE"
+
+
+class Overloaded(ServiceError):
+    """Too much rebalance work in flight; the caller should come back shortly (HTTP 503)."""
+
+    status = 503
+    code = "OVERLOADED"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message, {"retry_after_seconds": retry_after_seconds})
+        self.retry_after_seconds = retry_after_seconds
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}

@@ -1,12 +1,14 @@
 """Model management use cases: the rules live in the domain, the versions in the store."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+
+import structlog
 
 from order_generation.adapters.mongo import MongoStore, SortSpec
 from order_generation.domain.errors import Conflict, InvalidInput, VersionConflict
 from order_generation.domain.models import InvestmentModel, Position
 
+log = structlog.get_logger(__name__)
 _CHANGE_ATTEMPTS = 3
 SORTABLE_FIELDS = ("model_id", "name", "last_rebalance_date")
 
@@ -43,32 +45,35 @@ class ModelService:
 
     async def create(self, model: InvestmentModel) -> InvestmentModel:
         await self._check_portfolios_free(model)
-        return await self._store.insert_model(model)
+        return _audited("model_created", await self._store.insert_model(model))
 
     async def update(self, model: InvestmentModel) -> InvestmentModel:
-        stored = await self._store.get_model(str(model.model_id))
         await self._check_portfolios_free(model)
-        return await self._store.replace_model(
-            replace(model, last_rebalance_date=stored.last_rebalance_date)
-        )
+        return _audited("model_updated", await self._store.replace_model(model))
 
     async def delete(self, model_id: str, version: int) -> None:
         await self._store.delete_model(model_id, version)
+        log.info("audit", action="model_deleted", model_id=model_id, version=version)
 
     async def add_position(self, model_id: str, position: Position) -> InvestmentModel:
-        return await self._change(model_id, lambda m: m.with_position_added(position))
+        changed = await self._change(model_id, lambda m: m.with_position_added(position))
+        return _audited("position_added", changed, security_id=position.security_id)
 
     async def update_position(self, model_id: str, position: Position) -> InvestmentModel:
-        return await self._change(model_id, lambda m: m.with_position_updated(position))
+        changed = await self._change(model_id, lambda m: m.with_position_updated(position))
+        return _audited("position_updated", changed, security_id=position.security_id)
 
     async def remove_position(self, model_id: str, position: Position) -> InvestmentModel:
-        return await self._change(model_id, lambda m: m.with_position_removed(position))
+        changed = await self._change(model_id, lambda m: m.with_position_removed(position))
+        return _audited("position_removed", changed, security_id=position.security_id)
 
     async def add_portfolios(self, model_id: str, portfolios: Sequence[str]) -> InvestmentModel:
-        return await self._change(model_id, lambda m: m.with_portfolios_added(portfolios))
+        changed = await self._change(model_id, lambda m: m.with_portfolios_added(portfolios))
+        return _audited("portfolios_added", changed, requested=len(portfolios))
 
     async def remove_portfolios(self, model_id: str, portfolios: Sequence[str]) -> InvestmentModel:
-        return await self._change(model_id, lambda m: m.with_portfolios_removed(portfolios))
+        changed = await self._change(model_id, lambda m: m.with_portfolios_removed(portfolios))
+        return _audited("portfolios_removed", changed, requested=len(portfolios))
 
     async def _change(
         self, model_id: str, change: Callable[[InvestmentModel], InvestmentModel]
@@ -93,3 +98,17 @@ class ModelService:
                     f"portfolio {taken[0]} already follows model {other.name!r}",
                     {"portfolio_id": taken[0], "model_id": other.model_id},
                 )
+
+
+def _audited(action: str, model: InvestmentModel, **facts: object) -> InvestmentModel:
+    log.info(
+        "audit",
+        action=action,
+        model_id=model.model_id,
+        name=model.name,
+        version=model.version,
+        positions=len(model.positions),
+        portfolios=len(model.portfolios),
+        **facts,
+    )
+    return model

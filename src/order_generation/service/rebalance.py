@@ -1,7 +1,9 @@
 """Rebalance use cases: gather holdings and prices, solve off the event loop, store the run."""
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -15,10 +17,17 @@ from order_generation.adapters.mongo import MongoStore
 from order_generation.adapters.portfolio import PortfolioClient
 from order_generation.adapters.pricing import PricingClient
 from order_generation.adapters.security import SecurityClient
-from order_generation.domain.errors import NotFound, ServiceError, UpstreamUnavailable
+from order_generation.domain.errors import NotFound, Overloaded, ServiceError, UpstreamUnavailable
 from order_generation.domain.models import InvestmentModel, Position, check_id
 from order_generation.domain.rebalance import RebalanceProblem, RebalanceResult, solve
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
+from order_generation.metrics import (
+    MODEL_REBALANCE_PORTFOLIOS,
+    REBALANCE_DURATION,
+    REBALANCES,
+    REBALANCES_IN_FLIGHT,
+    SOLVER_DURATION,
+)
 
 log = structlog.get_logger(__name__)
 # The name only decorates a result: a slow Portfolio service must not hold the rebalance up.
@@ -49,30 +58,50 @@ class RebalanceService:
         *,
         time_limit: float,
         concurrency: int,
+        max_in_flight: int = 64,
         executor: Executor | None = None,
     ) -> None:
         self._store = store
         self._globeco = globeco
         self._time_limit = time_limit
         self._concurrency = concurrency
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
         self._executor = executor
 
     async def rebalance_portfolio(self, portfolio_id: str) -> RebalanceRun:
         """Rebalance one portfolio to the model it follows; failures raise."""
         check_id(portfolio_id, "portfolio_id")
-        following = await self._store.models_following([portfolio_id])
-        if not following:
-            raise NotFound(f"portfolio {portfolio_id} does not follow any model")
-        model = following[0]
-        outcome = await self._rebalance(model, portfolio_id)
-        return await self._store.insert_rebalance(_run(model, (outcome,)))
+        async with self._admitted("portfolio", portfolio_id=portfolio_id) as audit:
+            following = await self._store.models_following([portfolio_id])
+            if not following:
+                raise NotFound(f"portfolio {portfolio_id} does not follow any model")
+            model = following[0]
+            outcome = await self._rebalance(model, portfolio_id)
+            run = await self._store.insert_rebalance(_run(model, (outcome,)))
+            audit.update(
+                model_id=model.model_id,
+                rebalance_id=run.rebalance_id,
+                trades=len(outcome.result.trades),
+            )
+            return run
 
     async def rebalance_model(self, model_id: str) -> RebalanceRun:
         """Rebalance every portfolio of a model in parallel; failures stay per portfolio.
 
         A GlobeCo service that stays unavailable stops the whole run (it is down for all).
         """
-        model = await self._store.get_model(model_id)
+        async with self._admitted("model", model_id=model_id) as audit:
+            run = await self._rebalance_all(await self._store.get_model(model_id))
+            MODEL_REBALANCE_PORTFOLIOS.observe(len(run.outcomes))
+            audit.update(
+                rebalance_id=run.rebalance_id,
+                portfolios=len(run.outcomes),
+                failed=len(run.outcomes) - len(run.succeeded),
+            )
+            return run
+
+    async def _rebalance_all(self, model: InvestmentModel) -> RebalanceRun:
         await self._warm_caches(model)
         gate = asyncio.Semaphore(self._concurrency)
 
@@ -88,6 +117,40 @@ class RebalanceService:
         run = await self._store.insert_rebalance(_run(model, tuple(t.result() for t in tasks)))
         await self._store.set_last_rebalance_date(str(model.model_id), run.rebalance_date)
         return run
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self, kind: str, **subject: object) -> AsyncIterator[dict[str, object]]:
+        """Bound the rebalances in flight, and measure and audit each one."""
+        if self._in_flight >= self._max_in_flight:
+            REBALANCES.labels(kind, "rejected").inc()
+            raise Overloaded(
+                f"{self._in_flight} rebalances are already in progress; retry shortly",
+                retry_after_seconds=1,
+            )
+        self._in_flight += 1
+        REBALANCES_IN_FLIGHT.inc()
+        started, outcome = time.perf_counter(), "error"
+        audit: dict[str, object] = {}
+        try:
+            yield audit
+            outcome = "success"
+        except ServiceError as error:
+            outcome = error.code.lower()
+            raise
+        finally:
+            self._in_flight -= 1
+            REBALANCES_IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
+            REBALANCES.labels(kind, outcome).inc()
+            REBALANCE_DURATION.labels(kind).observe(elapsed)
+            log.info(
+                "audit",
+                action=f"rebalance_{kind}",
+                outcome=outcome,
+                duration_ms=round(elapsed * 1000, 1),
+                **subject,
+                **audit,
+            )
 
     async def preview(
         self,
@@ -135,7 +198,9 @@ class RebalanceService:
     async def _solve(self, problem: RebalanceProblem) -> RebalanceResult:
         loop = asyncio.get_running_loop()
         job = partial(solve, problem, time_limit=self._time_limit)
-        return await loop.run_in_executor(self._executor, job)
+        result = await loop.run_in_executor(self._executor, job)
+        SOLVER_DURATION.labels(result.method).observe(result.solve_seconds)
+        return result
 
     async def _warm_caches(self, model: InvestmentModel) -> None:
         """One batched lookup of names, tickers and prices instead of one per portfolio."""
