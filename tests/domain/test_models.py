@@ -1,12 +1,19 @@
 """The model rules, property-based where the rule is arithmetic."""
 
+import pickle
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from order_generation.domain.errors import Conflict, InvalidInput, NotFound
+from order_generation.domain.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Overloaded,
+    ServiceError,
+)
 from order_generation.domain.models import InvestmentModel, Position
 
 STEP = Decimal("0.005")
@@ -91,3 +98,22 @@ def test_position_changes():
     with pytest.raises(Conflict, match="does not match"):
         model.with_position_removed(pos(sid(1), "0.2"))
     assert model.with_position_removed(pos(sid(1), "0.1")).positions == ()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        InvalidInput("positions[0].target", "must be a multiple of 0.005"),
+        Conflict("taken", {"model_id": "m"}),
+        Overloaded("busy", retry_after_seconds=2),
+    ],
+)
+def test_errors_survive_pickling_across_processes(error: ServiceError):
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert (copy.message, copy.details, copy.status, copy.headers) == (
+        error.message,
+        error.details,
+        error.status,
+        error.headers,
+    )

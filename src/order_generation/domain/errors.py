@@ -19,6 +19,19 @@ class ServiceError(Exception):
         """HTTP headers the answer carries besides the body."""
         return {}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take other constructor arguments; rebuild from state, e.g. across processes.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(
+    kind: type[ServiceError], args: tuple[Any, ...], state: dict[str, Any]
+) -> ServiceError:
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidInput(ServiceError):
     """A business rule or input shape is violated; the message names the field and rule."""

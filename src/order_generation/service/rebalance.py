@@ -161,7 +161,8 @@ class RebalanceService:
     ) -> RebalanceResult:
         """Solve given data exactly as a real rebalance would; no GlobeCo call, nothing stored."""
         problem = RebalanceProblem(positions=positions, holdings=holdings, cash=cash, prices=prices)
-        return await self._solve(problem)
+        async with self._admitted("preview"):
+            return await self._solve(problem)
 
     async def _rebalance_isolated(
         self, model: InvestmentModel, portfolio_id: str
