@@ -64,14 +64,14 @@ class RebalanceProblem:
         _check_prices(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Trade:
     security_id: str
     side: Literal["BUY", "SELL"]
     quantity: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Drift:
     """One security before and after; actual and actual_drift are rounded to 4 decimals."""
 
