@@ -85,6 +85,14 @@ class Drift:
     actual: Decimal
     actual_drift: Decimal
 
+    @property
+    def original_market_value(self) -> Decimal:
+        return self.original_quantity * self.price
+
+    @property
+    def adjusted_market_value(self) -> Decimal:
+        return self.adjusted_quantity * self.price
+
 
 @dataclass(frozen=True)
 class RebalanceResult:
