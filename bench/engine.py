@@ -279,7 +279,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="seed of every generated problem")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
-    console = Console(width=100)
+    console = Console(width=112)
     console.print(
         f"engine benchmark, seed {args.seed}, {'quick' if args.quick else 'full'} plan, "
         f"Python {platform.python_version()} on {platform.machine()}"
