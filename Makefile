@@ -4,7 +4,7 @@ UV := $(PYTHON313) -m uv
 export UV_PYTHON := $(PYTHON313)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint sync bench-engine
+.PHONY: run test lint sync bench-engine bench-service bench-load
 
 sync:
 	@$(PYTHON313) -m uv --version >/dev/null 2>&1 || $(PYTHON313) -m pip install --quiet uv
@@ -23,3 +23,9 @@ test: lint
 
 bench-engine: sync
 	$(UV) run --frozen python -m bench.engine
+
+bench-service: sync
+	$(UV) run --frozen python -m bench.service $(ARGS)
+
+bench-load: sync
+	$(UV) run --frozen python -m bench.load $(ARGS)
