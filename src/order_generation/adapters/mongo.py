@@ -13,6 +13,7 @@ from bson.decimal128 import Decimal128
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from order_generation.adapters.decimal128 import from_decimal128, to_decimal128
 from order_generation.domain.errors import (
     Conflict,
     InvalidInput,
@@ -38,10 +39,10 @@ class _DecimalCodec(TypeCodec):
     bson_type = Decimal128
 
     def transform_python(self, value: Decimal) -> Decimal128:
-        return Decimal128(value)
+        return to_decimal128(value)
 
     def transform_bson(self, value: Decimal128) -> Decimal:
-        return value.to_decimal()
+        return from_decimal128(value)
 
 
 _CODEC_OPTIONS: CodecOptions[Document] = CodecOptions(
