@@ -179,7 +179,8 @@ class RebalanceService:
         name = asyncio.create_task(self._globeco.portfolio.name(portfolio_id))
         holdings = await self._globeco.accounting.holdings(portfolio_id)
         securities = [p.security_id for p in model.positions]
-        securities += [s for s in holdings.quantities if s not in set(securities)]
+        in_model = set(securities)
+        securities += [s for s in holdings.quantities if s not in in_model]
         problem = RebalanceProblem(
             positions=model.positions,
             holdings=holdings.quantities,
