@@ -105,16 +105,13 @@ class TtlCache[K, V]:
         for key in dict.fromkeys(keys):
             entry = self._values.get(key)
             if entry is not None and entry[0] > now:
-                self.hits += 1
-                CACHE_HITS.labels(self.name).inc()
                 found[key] = entry[1]
                 continue
-            self.misses += 1
-            CACHE_MISSES.labels(self.name).inc()
             if (task := self._loading.get(key)) is not None:
                 waits[key] = task
             else:
                 missing.append(key)
+        self._count(len(found), len(waits) + len(missing))
         if missing:
             task = asyncio.create_task(self._load(missing, load))
             task.add_done_callback(_retrieve_exception)
@@ -126,6 +123,16 @@ class TtlCache[K, V]:
             if key in loaded:
                 found[key] = loaded[key]
         return found
+
+    def _count(self, hits: int, misses: int) -> None:
+        # Once per call, not per key: a 100-position rebalance asks for 200 keys, and each
+        # multiprocess metric update costs microseconds on the event loop.
+        self.hits += hits
+        self.misses += misses
+        if hits:
+            CACHE_HITS.labels(self.name).inc(hits)
+        if misses:
+            CACHE_MISSES.labels(self.name).inc(misses)
 
     async def _load(
         self, keys: list[K], load: Callable[[list[K]], Awaitable[Mapping[K, V]]]
