@@ -23,19 +23,33 @@ Ties are broken deterministically: of two equally near quantities the lower is t
 the search keeps the first optimum it meets in a fixed order (model order, then held
 securities by id), so the same input always gives the same orders.
 
-Arithmetic is exact: `Decimal` with unlimited precision (an inexact operation raises) and
-integers in the search. The answer is re-checked against every constraint before it is
-returned; a violation is a bug and raises `ServiceError`.
+Arithmetic is exact and in integers: `allocation.Book` reads prices, cash and targets as
+whole numbers of a power of ten (every finite `Decimal` is one), drifts only where a band
+has to be computed, and the search, the nearest quantities and the re-check of every
+constraint before the result is returned (`_report`) all work on those integers. A
+violation is a bug and raises `ServiceError`. The totals are written back as `Decimal` once,
+with the exponents `Decimal` arithmetic on the input would give them, and actual = u'·p/MV
+and actual_drift = (w - actual)/w are rounded half-even to 4 decimals by integer division.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_05UP, ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import Decimal
+from itertools import compress, repeat
+from operator import mul, sub
 from time import perf_counter
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from order_generation.domain import milp
-from order_generation.domain.allocation import EXACT, ZERO, Book, settle
+from order_generation.domain.allocation import (
+    EXACT,
+    TARGET_DIGITS,
+    ZERO4,
+    Book,
+    dot,
+    settle,
+    write,
+)
 from order_generation.domain.errors import Infeasible, InvalidInput, ServiceError, SolverTimeout
 from order_generation.domain.models import Position
 
@@ -43,8 +57,6 @@ SEARCH_SHARE = 0.5
 """The search may use this share of the time limit before the MILP takes over."""
 NODE_LIMIT = 50_000_000
 """A safety net behind SEARCH_SHARE (a million nodes take about a second)."""
-_ZERO4 = Decimal("0.0000")
-_STICKY = Context(prec=34, rounding=ROUND_05UP)
 
 
 @dataclass(frozen=True)
@@ -64,15 +76,13 @@ class RebalanceProblem:
         _check_prices(self)
 
 
-@dataclass(frozen=True, slots=True)
-class Trade:
+class Trade(NamedTuple):
     security_id: str
     side: Literal["BUY", "SELL"]
     quantity: int
 
 
-@dataclass(frozen=True, slots=True)
-class Drift:
+class Drift(NamedTuple):
     """One security before and after; actual and actual_drift are rounded to 4 decimals."""
 
     security_id: str
@@ -94,7 +104,7 @@ class Drift:
         return self.adjusted_quantity * self.price
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RebalanceResult:
     """The optimum; `method` says which path proved it (nearest, search or milp)."""
 
@@ -114,22 +124,26 @@ def solve(problem: RebalanceProblem, *, time_limit: float = 30.0) -> RebalanceRe
     """The exact integer optimum of the rebalance problem (see the module docstring).
 
     `time_limit` (seconds) bounds the binding case: the search gets half of it, the MILP the
-    rest, and `SolverTimeout` follows when both run out. The separable case (about half a
+    rest, and `SolverTimeout` follows when both run out. The separable case (a fraction of a
     millisecond per hundred securities) always completes.
     """
     started = perf_counter()
-    with localcontext(EXACT):
-        book = Book.of(problem.positions, problem.holdings, problem.cash, problem.prices)
-        quantities, method = _optimise(book, started + time_limit)
-        objective, cash_after, amounts = _verify(book, quantities)
+    book = Book.of(problem.positions, problem.holdings, problem.cash, problem.prices)
+    quantities, method = _optimise(book, started + time_limit)
+    report = _report(book, quantities)
+    if report.problems:
+        raise ServiceError(
+            "internal error: the rebalance result failed its exact check",
+            {"violations": report.problems[:10]},
+        )
     return RebalanceResult(
         quantities=dict(zip(book.ids, quantities, strict=True)),
-        trades=_trades(book, quantities),
-        drifts=_drifts(book, quantities, amounts),
+        trades=tuple(report.trades),
+        drifts=tuple(report.drifts),
         market_value=book.mv,
         cash_before=book.cash,
-        cash_after=cash_after,
-        objective=objective,
+        cash_after=_cash_after(book, quantities, report),
+        objective=write(report.objective, book.digits, book.objective_exponent()),
         status="optimal",
         solve_seconds=perf_counter() - started,
         method=method,
@@ -137,14 +151,14 @@ def solve(problem: RebalanceProblem, *, time_limit: float = 30.0) -> RebalanceRe
 
 
 def _optimise(book: Book, deadline: float) -> tuple[list[int], str]:
-    if book.mv < 0:
+    if book.mv_units < 0:
         raise Infeasible(
             f"no feasible solution exists: the market value {book.mv} is negative "
             "(short positions outweigh cash and long holdings)",
             {"solver_status": "infeasible", "market_value": str(book.mv)},
         )
     nearest, spent = book.nearest()
-    if spent <= book.mv:
+    if spent <= book.whole:
         return nearest, "nearest"
     now = perf_counter()
     search_deadline = now + (deadline - now) * SEARCH_SHARE
@@ -156,121 +170,141 @@ def _optimise(book: Book, deadline: float) -> tuple[list[int], str]:
 
 def _milp_fallback(book: Book, incumbent: list[int], deadline: float) -> list[int]:
     """HiGHS from the search's incumbent; its float answer counts only if it checks out."""
-    best = _audit(book, incumbent).objective
+    best = _report(book, incumbent).objective
     securities = range(len(book.ids))
     try:
         answer = milp.minimise_deviation(
             book.prices,
-            book.goals,
+            [book.goal_decimal(i) for i in securities],
             [book.lowest(i) for i in securities],
             [book.highest(i) for i in securities],
             book.mv,
-            time_limit=_remaining(deadline, best),
+            time_limit=_remaining(deadline, book, best),
             start=incumbent,
         )
     except SolverTimeout as timeout:
-        raise _timeout(best, timeout.details["solver_status"]) from timeout
-    candidate = _audit(book, list(answer.quantities))
+        raise _timeout(book, best, timeout.details["solver_status"]) from timeout
+    candidate = _report(book, list(answer.quantities))
     if not candidate.problems and candidate.objective < best:
         return list(answer.quantities)
     return incumbent
 
 
-def _remaining(deadline: float, best: Decimal) -> float:
+def _remaining(deadline: float, book: Book, best: int) -> float:
     remaining = deadline - perf_counter()
     if remaining <= 0:
-        raise _timeout(best, "time_limit")
+        raise _timeout(book, best, "time_limit")
     return remaining
 
 
-def _timeout(best: Decimal, status: str) -> SolverTimeout:
+def _timeout(book: Book, best: int, status: str) -> SolverTimeout:
+    found = write(best, book.digits, book.objective_exponent())
     return SolverTimeout(
         "no solution within the time limit: the search and then the MILP solver ran out of "
         "time before proving an optimum",
-        {"solver_status": status, "best_objective_found": str(best)},
+        {"solver_status": status, "best_objective_found": str(found)},
     )
 
 
-def _verify(book: Book, quantities: list[int]) -> tuple[Decimal, Decimal, list[Decimal]]:
-    """PD, cash after and amounts held, once every constraint holds; a violation is a bug."""
-    audit = _audit(book, quantities)
-    if audit.problems:
-        raise ServiceError(
-            "internal error: the rebalance result failed its exact check",
-            {"violations": audit.problems[:10]},
-        )
-    return audit.objective, audit.cash_after, audit.amounts
+class _Report(NamedTuple):
+    """What the exact check found wrong (nothing, for a result), PD and the cash after (in the
+    book's units), whether any trade moves cash, and the rows of the result."""
 
-
-@dataclass(frozen=True, slots=True)
-class _Audit:
     problems: list[str]
-    objective: Decimal
-    cash_after: Decimal
-    amounts: list[Decimal]
+    objective: int
+    cash_after: int
+    traded: bool
+    drifts: list[Drift]
+    trades: list[Trade]
 
 
-def _audit(book: Book, quantities: list[int]) -> _Audit:
-    """Every constraint checked from its definition; then PD and the cash after the trades."""
-    problems: list[str] = []
-    amounts: list[Decimal] = []
-    objective = spent = ZERO
-    cash_after = book.cash
-    terms = zip(
-        book.ids,
-        quantities,
-        book.held,
-        book.prices,
-        book.goals,
-        book.floors,
-        book.ceilings,
-        strict=True,
-    )
-    for sid, u, before, p, goal, low, high in terms:
-        if type(u) is not int or u < 0:
-            problems.append(f"{sid}: quantity {u!r} is not a whole number >= 0")
-            amounts.append(ZERO)
-            continue
-        amount = u * p
-        amounts.append(amount)
-        if not low <= amount <= high:
-            problems.append(f"{sid}: {u} shares fall outside [{low}, {high}]")
-        objective += abs(goal - amount)
-        spent += amount
-        if u != before:
-            cash_after -= (u - before) * p
-    if cash_after < 0:
-        problems.append(f"the trades leave cash of {cash_after}, below 0")
-    if cash_after + spent != book.mv:
-        problems.append(f"the market value changed from {book.mv} to {cash_after + spent}")
-    return _Audit(problems, objective, cash_after, amounts)
+_FOUR_PLACES: dict[int, Decimal] = {}
+"""n -> Decimal n·10^-4 (exponent -4): shared, immutable; bounded."""
+_FOUR_PLACES_LIMIT = 1 << 15
+_MINUS_ZERO4 = Decimal("-0.0000")
 
 
-def _trades(book: Book, quantities: list[int]) -> tuple[Trade, ...]:
-    return tuple(
-        [
-            Trade(sid, "BUY" if after > before else "SELL", abs(after - before))
-            for sid, before, after in zip(book.ids, book.held, quantities, strict=True)
-            if after != before
-        ]
-    )
+def _four_places(n: int) -> Decimal:
+    value = Decimal(n).scaleb(-4, EXACT)
+    if len(_FOUR_PLACES) < _FOUR_PLACES_LIMIT:
+        _FOUR_PLACES[n] = value
+    return value
 
 
-def _drifts(book: Book, quantities: list[int], amounts: list[Decimal]) -> tuple[Drift, ...]:
-    """actual = u'·p/MV and actual_drift = 1 - actual/target, each rounded to 4 decimals.
+def _report(book: Book, quantities: list[int]) -> _Report:
+    """Every constraint checked on `quantities` in integers, with PD, the cash after the
+    trades, a drift row per security and a trade per changed quantity.
 
-    Each quotient is taken with round-05up at 34 digits, which keeps enough information for
-    the half-even rounding to 4 decimals to be exact (no double-rounding error).
+    Each quantity must be a whole number >= 0 whose amount u'·p lies in its band: proven by
+    the drift shortcut (l_i, h_i ≥ τ and the amount within `slack` of the goal) or checked
+    against the band's definition. Cash less what the trades cost must be >= 0 and equal MV
+    less what the quantities are worth.
+
+    actual = u'·p/MV and actual_drift = (w - actual)/w are rounded half-even to 4 decimals,
+    the latter from the rounded actual (0 when w is 0; actual is 0 when MV is 0). In the
+    book's units, 10^4·actual = 10^4·amount/whole and 10^4·actual_drift = (10^4·W - a·10^d)/W
+    for W = w·10^d and a = 10^4·actual.
     """
-    mv = book.mv
-    with localcontext(_STICKY):
-        actuals = [(a / mv).quantize(_ZERO4, ROUND_HALF_EVEN) if mv else _ZERO4 for a in amounts]
-        drifts = [
-            ((w - a) / w).quantize(_ZERO4, ROUND_HALF_EVEN) if w else _ZERO4
-            for w, a in zip(book.targets, actuals, strict=True)
-        ]
-    rows = map(
-        Drift,
+    if not set(map(type, quantities)) <= {int}:
+        return _Report(["a quantity is not a whole number"], 0, 0, False, [], [])
+    problems: list[str] = []
+    if quantities and min(quantities) < 0:
+        below = zip(book.ids, quantities, strict=True)
+        problems += [f"{sid}: quantity {u} is below 0" for sid, u in below if u < 0]
+    objective, rows, trades = _rows(book, quantities, problems)
+    spent = dot(quantities, book.share_units)
+    cash_after = book.cash_units - (spent - dot(book.held, book.share_units))
+    if cash_after < 0:
+        left = write(cash_after, book.digits, -book.scale)
+        problems.append(f"the trades leave cash of {left}, below 0")
+    if cash_after + spent != book.whole:
+        changed = write(cash_after + spent, book.digits, -book.scale)
+        problems.append(f"the market value changed from {book.mv} to {changed}")
+    return _Report(problems, objective, cash_after, bool(trades), rows, trades)
+
+
+def _rows(
+    book: Book, quantities: list[int], problems: list[str]
+) -> tuple[int, list[Drift], list[Trade]]:
+    """PD, drift rows and trades with Python integers; band violations go to `problems`.
+
+    When w has 4 decimals and the amount is within whole/(2·10^4) of the goal, 10^4·actual
+    rounds to 10^4·w and actual_drift is 0 (`Book.fours`): only the other rows divide.
+    """
+    n = len(quantities)
+    gaps = list(map(abs, map(sub, map(mul, quantities, book.share_units), book.goals)))
+    if gaps and max(gaps) > book.slack:
+        _check_bands(
+            book, quantities, list(compress(range(n), map(book.slack.__lt__, gaps))), problems
+        )
+    else:
+        _check_bands(book, quantities, [], problems)
+    whole = book.whole
+    actuals: list[Decimal | None] = list(book.fours)
+    drifts = [ZERO4] * n
+    if whole > 0:
+        near = (whole - 1) // 20_000
+        divide = list(compress(range(n), map(near.__lt__, gaps)))
+        if book.weight_digits > TARGET_DIGITS:  # a target may have more than 4 decimals
+            divide = sorted({*divide, *(i for i, x in enumerate(book.fours) if x is None)})
+    else:
+        divide = list(range(n))
+    one = 10**book.weight_digits
+    four = _FOUR_PLACES.get
+    for i in divide:
+        if whole > 0:
+            a, rest = divmod(quantities[i] * book.share_units[i] * 10_000, whole)
+            rest += rest
+            if rest > whole or (rest == whole and a & 1):
+                a += 1
+        else:
+            a = 0
+        actual = four(a)
+        actuals[i] = _four_places(a) if actual is None else actual
+        weight = book.target_units[i]
+        drifts[i] = _drift(weight, a, one) if weight else ZERO4
+    new = tuple.__new__
+    columns = zip(
         book.ids,
         book.prices,
         book.held,
@@ -280,8 +314,49 @@ def _drifts(book: Book, quantities: list[int], amounts: list[Decimal]) -> tuple[
         book.high_drifts,
         actuals,
         drifts,
+        strict=True,
     )
-    return tuple(rows)
+    rows = list(map(new, repeat(Drift), columns))
+    trades = [
+        new(Trade, (sid, "BUY", u - b)) if u > b else new(Trade, (sid, "SELL", b - u))
+        for sid, b, u in zip(book.ids, book.held, quantities, strict=True)
+        if u != b
+    ]
+    return sum(gaps), rows, trades
+
+
+def _check_bands(book: Book, quantities: list[int], far: list[int], problems: list[str]) -> None:
+    """The exact band check for every security the drift shortcut does not prove."""
+    for i in book.unproven(far):
+        u = quantities[i]
+        if not book.within(i, u * book.share_units[i]):
+            floor, ceiling = book.band(i)
+            problems.append(f"{book.ids[i]}: {u} shares fall outside [{floor}, {ceiling}]")
+
+
+def _drift(weight: int, a: int, one: int) -> Decimal:
+    """(w - a/10^4)/w to 4 decimals, half-even, for w = weight/one (not 0): 10^4 times it is
+    (10^4·weight - a·one)/weight."""
+    top = weight * 10_000 - a * one
+    if weight < 0:
+        top, weight = -top, -weight
+    d, rest = divmod(top, weight)
+    rest += rest
+    if rest > weight or (rest == weight and d & 1):
+        d += 1
+    if not d and top < 0:
+        return _MINUS_ZERO4
+    drift = _FOUR_PLACES.get(d)
+    return _four_places(d) if drift is None else drift
+
+
+def _cash_after(book: Book, quantities: list[int], report: _Report) -> Decimal:
+    """Cash after, written as `Decimal` arithmetic on the input writes it: the cash itself
+    when no trade moves it."""
+    if not report.traded:
+        return book.cash
+    exponent = book.cash_after_exponent(quantities)
+    return write(report.cash_after, book.digits, exponent)
 
 
 def _check_positions(positions: tuple[Position, ...]) -> None:
