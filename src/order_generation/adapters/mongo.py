@@ -28,7 +28,9 @@ from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, Reb
 Document = dict[str, Any]
 SortSpec = Sequence[tuple[str, int]]
 _PENDING, _COMPLETE, _DELETING = "pending", "complete", "deleting"
-_WRITE_BATCH = 100
+# Small enough that the embedded server, which runs one command at a time, keeps answering
+# reads between the writes of a large run; a real MongoDB pays only a few more round trips.
+_WRITE_BATCH = 10
 _SORT_FIELDS = {"model_id": "_id", "name": "name", "last_rebalance_date": "last_rebalance_date"}
 
 
@@ -324,8 +326,8 @@ def _position_doc(drift: Drift, trade: Trade | None, trade_date: datetime) -> Do
         "price": drift.price,
         "original_quantity": drift.original_quantity,
         "adjusted_quantity": drift.adjusted_quantity,
-        "original_position_market_value": drift.original_quantity * drift.price,
-        "adjusted_position_market_value": drift.adjusted_quantity * drift.price,
+        "original_position_market_value": drift.original_market_value,
+        "adjusted_position_market_value": drift.adjusted_market_value,
         "target": drift.target,
         "high_drift": drift.high_drift,
         "low_drift": drift.low_drift,

@@ -1,5 +1,6 @@
 """The application factory and its lifespan: open clients once, close them at the end."""
 
+import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -49,6 +50,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         app.state.started_at = time.monotonic()
         log.info("service_started", database=settings.mongodb_database)
+        # What start-up built lives as long as the process; keep the collector off it.
+        gc.freeze()
         yield
     log.info("service_stopped")
 
