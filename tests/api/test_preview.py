@@ -49,9 +49,7 @@ def simulator() -> Iterator[SimulatorProcess]:
 async def service(
     simulator: SimulatorProcess, settings: Settings
 ) -> AsyncIterator[httpx.AsyncClient]:
-    tuned = simulator.settings(
-        mongodb_url=settings.mongodb_url, mongodb_database=settings.mongodb_database
-    )
+    tuned = simulator.settings(settings)
     async with app_client(tuned) as http:
         yield http
 

@@ -116,8 +116,7 @@ async def test_more_rebalances_than_the_bound_get_503_with_retry_after(
     slow_simulator: SimulatorProcess, settings: Settings
 ):
     bounded = slow_simulator.settings(
-        mongodb_url=settings.mongodb_url,
-        mongodb_database=settings.mongodb_database,
+        settings,
         max_inflight_rebalances=3,
     )
     await slow_simulator.set_faults("accounting", latency_ms=300)

@@ -31,8 +31,7 @@ async def service(
     """A fresh service (cold caches, closed breakers) on the simulator, the model created."""
     await simulator.clear_faults()
     tuned = simulator.settings(
-        mongodb_url=settings.mongodb_url,
-        mongodb_database=settings.mongodb_database,
+        settings,
         retry_backoff_seconds=0.01,
         external_service_timeout=2,
     )

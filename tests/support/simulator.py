@@ -27,9 +27,15 @@ class SimulatorProcess:
     urls: dict[str, str]
     control_url: str
 
-    def settings(self, **overrides: Any) -> Settings:
-        """Settings whose four GlobeCo URLs point at this simulator (no .env read)."""
+    def settings(self, storage: Settings | None = None, **overrides: Any) -> Settings:
+        """Settings whose four GlobeCo URLs point at this simulator (no .env read), on the
+        MongoDB server and database of `storage` when given."""
         fields: dict[str, Any] = {**self.urls, **overrides}
+        if storage is not None:
+            fields |= {
+                "mongodb_url": storage.mongodb_url,
+                "mongodb_database": storage.mongodb_database,
+            }
         return Settings(_env_file=None, **fields)
 
     async def set_faults(self, service: str, **faults: Any) -> dict[str, Any]:
