@@ -177,17 +177,21 @@ class RebalanceService:
 
     async def _rebalance(self, model: InvestmentModel, portfolio_id: str) -> PortfolioOutcome:
         name = asyncio.create_task(self._globeco.portfolio.name(portfolio_id))
-        holdings = await self._globeco.accounting.holdings(portfolio_id)
-        securities = [p.security_id for p in model.positions]
-        in_model = set(securities)
-        securities += [s for s in holdings.quantities if s not in in_model]
-        problem = RebalanceProblem(
-            positions=model.positions,
-            holdings=holdings.quantities,
-            cash=holdings.cash,
-            prices=await self._prices(securities),
-        )
-        result = await self._solve(problem)
+        try:
+            holdings = await self._globeco.accounting.holdings(portfolio_id)
+            securities = [p.security_id for p in model.positions]
+            in_model = set(securities)
+            securities += [s for s in holdings.quantities if s not in in_model]
+            problem = RebalanceProblem(
+                positions=model.positions,
+                holdings=holdings.quantities,
+                cash=holdings.cash,
+                prices=await self._prices(securities),
+            )
+            result = await self._solve(problem)
+        except BaseException:
+            name.cancel()
+            raise
         return PortfolioOutcome(
             portfolio_id, await _at_most(name, NAME_WAIT_SECONDS), result, date.today()
         )
