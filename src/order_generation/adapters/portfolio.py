@@ -1,19 +1,15 @@
 """Portfolio service: portfolio names, which only decorate a rebalance result."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
 
 import structlog
 
-from order_generation.adapters.resilience import GlobecoClient, TtlCache, fetch_each
+from order_generation.adapters.resilience import GlobecoClient, TtlCache
 from order_generation.config import Settings
 from order_generation.domain.errors import ServiceError
 
 log = structlog.get_logger(__name__)
-
-# Up to this many misses are fetched one by one (concurrently); more take one list call.
-PER_ID_LIMIT = 4
 
 
 class PortfolioClient(GlobecoClient):
@@ -42,16 +38,10 @@ class PortfolioClient(GlobecoClient):
             found = {}
         return {portfolio_id: found.get(portfolio_id) for portfolio_id in wanted}
 
-    async def _load(self, portfolio_ids: list[str]) -> dict[str, str]:
-        if len(portfolio_ids) > PER_ID_LIMIT:
-            return self._decode(await self._get("/api/v1/portfolios"), _parse_list)
-        return await fetch_each(portfolio_ids, self._load_one)
-
-    async def _load_one(self, portfolio_id: str) -> dict[str, str]:
-        response = await self._get(f"/api/v1/portfolio/{quote(portfolio_id, safe='')}")
-        if response.status_code == 404:
-            return {}
-        return self._decode(response, lambda body: {portfolio_id: _name(body)})
+    async def _load(self, portfolio_ids: list[str]) -> Mapping[str, str]:
+        return await self._fetch(
+            portfolio_ids, "/api/v1/portfolios", _parse_list, "/api/v1/portfolio/{}", _name
+        )
 
 
 def _parse_list(body: list[dict[str, Any]]) -> dict[str, str]:

@@ -1,16 +1,12 @@
 """Pricing service: the close price of each ticker, cached."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
 
-from order_generation.adapters.resilience import GlobecoClient, TtlCache, fetch_each, to_decimal
+from order_generation.adapters.resilience import GlobecoClient, TtlCache, to_decimal
 from order_generation.config import Settings
 from order_generation.domain.errors import NotFound
-
-# Up to this many misses are fetched one by one (concurrently); more take one list call.
-PER_TICKER_LIMIT = 4
 
 
 class PricingClient(GlobecoClient):
@@ -41,16 +37,8 @@ class PricingClient(GlobecoClient):
             raise self._bad(f"gave no positive close price for ticker {shown}", tickers=invalid)
         return prices
 
-    async def _load(self, tickers: list[str]) -> dict[str, Decimal | None]:
-        if len(tickers) > PER_TICKER_LIMIT:
-            return self._decode(await self._get("/api/v1/prices"), _parse_list)
-        return await fetch_each(tickers, self._load_one)
-
-    async def _load_one(self, ticker: str) -> dict[str, Decimal | None]:
-        response = await self._get(f"/api/v1/price/{quote(ticker, safe='')}")
-        if response.status_code == 404:
-            return {}
-        return self._decode(response, lambda body: {ticker: _close(body)})
+    async def _load(self, tickers: list[str]) -> Mapping[str, Decimal | None]:
+        return await self._fetch(tickers, "/api/v1/prices", _parse_list, "/api/v1/price/{}", _close)
 
 
 def _parse_list(body: list[dict[str, Any]]) -> dict[str, Decimal | None]:

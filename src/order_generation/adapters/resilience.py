@@ -6,6 +6,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar, Literal, Self
+from urllib.parse import quote
 
 import httpx
 import structlog
@@ -38,6 +39,8 @@ _BREAKER_CODES: dict[BreakerState, int] = {"closed": 0, "half-open": 1, "open": 
 # connection count: at 64 concurrent calls to the simulator, 64 connections gave ~250 calls/s
 # and 8 to 32 gave ~700-1,000.
 POOL_SIZE = 16
+# Up to this many cache misses are fetched one by one (concurrently); more take one list call.
+PER_KEY_LIMIT = 4
 
 
 class CircuitBreaker:
@@ -260,6 +263,29 @@ class GlobecoClient:
             attempt=state.attempt_number,
             reason=_describe(error),
         )
+
+    async def _fetch[V](
+        self,
+        keys: list[str],
+        list_path: str,
+        parse_list: Callable[[Any], Mapping[str, V]],
+        item_path: str,
+        parse_item: Callable[[Any], V],
+    ) -> Mapping[str, V]:
+        """Look keys up: a few one call each (concurrently), more in one list call.
+
+        `item_path` has one `{}` for the quoted key; a 404 there means the key is unknown.
+        """
+        if len(keys) > PER_KEY_LIMIT:
+            return self._decode(await self._get(list_path), parse_list)
+
+        async def one(key: str) -> dict[str, V]:
+            response = await self._get(item_path.format(quote(key, safe="")))
+            if response.status_code == 404:
+                return {}
+            return self._decode(response, lambda body: {key: parse_item(body)})
+
+        return await fetch_each(keys, one)
 
     def _decode[T](self, response: httpx.Response, parse: Callable[[Any], T]) -> T:
         """Parse a 2xx JSON body (floats as Decimal) with `parse`; any other answer is an error."""

@@ -1,15 +1,11 @@
 """Security service: the ticker of each security id, cached."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
 
-from order_generation.adapters.resilience import GlobecoClient, TtlCache, fetch_each
+from order_generation.adapters.resilience import GlobecoClient, TtlCache
 from order_generation.config import Settings
 from order_generation.domain.errors import NotFound
-
-# Up to this many misses are fetched one by one (concurrently); more take one list call.
-PER_ID_LIMIT = 4
 
 
 class SecurityClient(GlobecoClient):
@@ -33,16 +29,10 @@ class SecurityClient(GlobecoClient):
             )
         return found
 
-    async def _load(self, security_ids: list[str]) -> dict[str, str]:
-        if len(security_ids) > PER_ID_LIMIT:
-            return self._decode(await self._get("/api/v1/securities"), _parse_list)
-        return await fetch_each(security_ids, self._load_one)
-
-    async def _load_one(self, security_id: str) -> dict[str, str]:
-        response = await self._get(f"/api/v1/security/{quote(security_id, safe='')}")
-        if response.status_code == 404:
-            return {}
-        return self._decode(response, lambda body: {security_id: _ticker(body)})
+    async def _load(self, security_ids: list[str]) -> Mapping[str, str]:
+        return await self._fetch(
+            security_ids, "/api/v1/securities", _parse_list, "/api/v1/security/{}", _ticker
+        )
 
 
 def _parse_list(body: list[dict[str, Any]]) -> dict[str, str]:
