@@ -12,7 +12,7 @@ from functools import partial
 
 import structlog
 
-from order_generation.adapters.accounting import AccountingClient
+from order_generation.adapters.accounting import AccountingClient, PortfolioHoldings
 from order_generation.adapters.mongo import MongoStore
 from order_generation.adapters.portfolio import PortfolioClient
 from order_generation.adapters.pricing import PricingClient
@@ -32,6 +32,9 @@ from order_generation.metrics import (
 log = structlog.get_logger(__name__)
 # The name only decorates a result: a slow Portfolio service must not hold the rebalance up.
 NAME_WAIT_SECONDS = 1.0
+# A model rebalance reads holdings for up to this many portfolios per solver slot, so the
+# solvers never wait on a GlobeCo round trip.
+READ_AHEAD = 4
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,17 @@ class RebalanceService:
         """Rebalance one portfolio to the model it follows; failures raise."""
         check_id(portfolio_id, "portfolio_id")
         async with self._admitted("portfolio", portfolio_id=portfolio_id) as audit:
-            following = await self._store.models_following([portfolio_id])
-            if not following:
-                raise NotFound(f"portfolio {portfolio_id} does not follow any model")
+            # The holdings and the name do not depend on the model: read them while it loads.
+            reads = _Reads.start(self._globeco, portfolio_id)
+            try:
+                following = await self._store.models_following([portfolio_id])
+                if not following:
+                    raise NotFound(f"portfolio {portfolio_id} does not follow any model")
+            except BaseException:
+                reads.discard()
+                raise
             model = following[0]
-            outcome = await self._rebalance(model, portfolio_id)
+            outcome = await self._rebalance(model, reads)
             run = await self._store.insert_rebalance(_run(model, (outcome,)))
             audit.update(
                 model_id=model.model_id,
@@ -103,11 +112,12 @@ class RebalanceService:
 
     async def _rebalance_all(self, model: InvestmentModel) -> RebalanceRun:
         await self._warm_caches(model)
-        gate = asyncio.Semaphore(self._concurrency)
+        window = asyncio.Semaphore(self._concurrency * READ_AHEAD)
+        solving = asyncio.Semaphore(self._concurrency)
 
         async def one(portfolio_id: str) -> PortfolioOutcome | PortfolioFailure:
-            async with gate:
-                return await self._rebalance_isolated(model, portfolio_id)
+            async with window:
+                return await self._rebalance_isolated(model, portfolio_id, solving)
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -165,20 +175,21 @@ class RebalanceService:
             return await self._solve(problem)
 
     async def _rebalance_isolated(
-        self, model: InvestmentModel, portfolio_id: str
+        self, model: InvestmentModel, portfolio_id: str, solving: asyncio.Semaphore
     ) -> PortfolioOutcome | PortfolioFailure:
         try:
-            return await self._rebalance(model, portfolio_id)
+            return await self._rebalance(model, _Reads.start(self._globeco, portfolio_id), solving)
         except UpstreamUnavailable:
             raise
         except ServiceError as error:
             log.info("portfolio_rebalance_failed", portfolio_id=portfolio_id, code=error.code)
             return PortfolioFailure(portfolio_id, error.code, error.message)
 
-    async def _rebalance(self, model: InvestmentModel, portfolio_id: str) -> PortfolioOutcome:
-        name = asyncio.create_task(self._globeco.portfolio.name(portfolio_id))
+    async def _rebalance(
+        self, model: InvestmentModel, reads: "_Reads", solving: asyncio.Semaphore | None = None
+    ) -> PortfolioOutcome:
         try:
-            holdings = await self._globeco.accounting.holdings(portfolio_id)
+            holdings = await reads.holdings
             securities = [p.security_id for p in model.positions]
             in_model = set(securities)
             securities += [s for s in holdings.quantities if s not in in_model]
@@ -188,13 +199,13 @@ class RebalanceService:
                 cash=holdings.cash,
                 prices=await self._prices(securities),
             )
-            result = await self._solve(problem)
+            async with solving or contextlib.nullcontext():
+                result = await self._solve(problem)
         except BaseException:
-            name.cancel()
+            reads.discard()
             raise
-        return PortfolioOutcome(
-            portfolio_id, await _at_most(name, NAME_WAIT_SECONDS), result, date.today()
-        )
+        name = await _at_most(reads.name, NAME_WAIT_SECONDS)
+        return PortfolioOutcome(reads.portfolio_id, name, result, date.today())
 
     async def _prices(self, security_ids: Sequence[str]) -> dict[str, Decimal]:
         tickers = await self._globeco.security.tickers(security_ids)
@@ -214,6 +225,30 @@ class RebalanceService:
             self._globeco.portfolio.names(model.portfolios),
             self._prices([p.security_id for p in model.positions]),
         )
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """A portfolio's holdings and name, being read from GlobeCo."""
+
+    portfolio_id: str
+    holdings: asyncio.Task[PortfolioHoldings]
+    name: asyncio.Task[str | None]
+
+    @classmethod
+    def start(cls, globeco: Globeco, portfolio_id: str) -> "_Reads":
+        return cls(
+            portfolio_id,
+            asyncio.create_task(globeco.accounting.holdings(portfolio_id)),
+            asyncio.create_task(globeco.portfolio.name(portfolio_id)),
+        )
+
+    def discard(self) -> None:
+        """Stop both reads; an error one of them already raised is dropped with it."""
+        for task in (self.holdings, self.name):
+            task.cancel()
+            if task.done() and not task.cancelled():
+                task.exception()
 
 
 def _run(
