@@ -3,6 +3,8 @@
 The portal reads stored-run figures as JSON numbers; storage itself stays Decimal128.
 """
 
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -109,18 +111,27 @@ class RebalanceFailureOut(BaseModel):
     error: FailureDetail
 
 
-def run_out(run: RebalanceRun) -> list[RebalanceOut | RebalanceFailureOut]:
+def run_out(run: RebalanceRun) -> Iterator[RebalanceOut | RebalanceFailureOut]:
     """One entry per portfolio of the run, in the model's portfolio order."""
-    return [
-        RebalanceOut.of(run, o)
-        if isinstance(o, PortfolioOutcome)
-        else RebalanceFailureOut(
-            rebalance_id=run.rebalance_id,
-            portfolio_id=o.portfolio_id,
-            error=FailureDetail(code=o.code, message=o.message),
-        )
-        for o in run.outcomes
-    ]
+    for o in run.outcomes:
+        if isinstance(o, PortfolioOutcome):
+            yield RebalanceOut.of(run, o)
+        else:
+            yield RebalanceFailureOut(
+                rebalance_id=run.rebalance_id,
+                portfolio_id=o.portfolio_id,
+                error=FailureDetail(code=o.code, message=o.message),
+            )
+
+
+async def json_array(items: Iterable[BaseModel]) -> AsyncIterator[bytes]:
+    """A JSON array written one item at a time, letting other requests run in between: a
+    1,000-portfolio answer is 30 MB and about a second of work."""
+    yield b"["
+    for i, item in enumerate(items):
+        await asyncio.sleep(0)
+        yield (b"," if i else b"") + item.__pydantic_serializer__.to_json(item)
+    yield b"]"
 
 
 class StoredPosition(BaseModel):

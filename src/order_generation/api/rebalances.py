@@ -3,12 +3,14 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from fastapi.responses import StreamingResponse
 
 from order_generation.api.dependencies import RebalanceServiceDep, StoreDep
 from order_generation.api.rebalance_schemas import (
     RebalanceFailureOut,
     RebalanceOut,
     StoredRebalance,
+    json_array,
     run_out,
 )
 from order_generation.api.schemas import ErrorBody, Offset, PortfoliosBody
@@ -42,14 +44,14 @@ async def rebalance_portfolio(portfolio_id: str, service: RebalanceServiceDep) -
 
 @router.post(
     "/model/{model_id}/rebalance",
+    response_model=list[RebalanceOut | RebalanceFailureOut],
     responses={503: {"model": ErrorBody, "description": "A GlobeCo service is unavailable"}},
 )
 @router.post("/rebalance/model/{model_id}", include_in_schema=False)
-async def rebalance_model(
-    model_id: str, service: RebalanceServiceDep
-) -> list[RebalanceOut | RebalanceFailureOut]:
+async def rebalance_model(model_id: str, service: RebalanceServiceDep) -> StreamingResponse:
     """One entry per portfolio of the model; a failed portfolio carries its error."""
-    return run_out(await service.rebalance_model(model_id))
+    run = await service.rebalance_model(model_id)
+    return StreamingResponse(json_array(run_out(run)), media_type="application/json")
 
 
 @router.get("/rebalances")

@@ -34,7 +34,7 @@ log = structlog.get_logger(__name__)
 NAME_WAIT_SECONDS = 1.0
 # A model rebalance reads holdings for up to this many portfolios per solver slot, so the
 # solvers never wait on a GlobeCo round trip.
-READ_AHEAD = 4
+READ_AHEAD = 2
 
 
 @dataclass(frozen=True)
