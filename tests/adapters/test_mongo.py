@@ -1,7 +1,10 @@
 """The MongoDB adapter: what reaches the server, through the real driver."""
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from bson import ObjectId
@@ -12,7 +15,8 @@ from pymongo import AsyncMongoClient
 from order_generation.adapters.mongo import MongoStore
 from order_generation.config import Settings
 from order_generation.domain.models import InvestmentModel, Position
-from order_generation.domain.runs import PortfolioFailure, RebalanceRun
+from order_generation.domain.rebalance import RebalanceProblem, solve
+from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 
 
 async def test_decimals_are_stored_as_decimal128_and_come_back_exact(settings: Settings):
@@ -42,11 +46,16 @@ async def test_indexes_exist_after_open(settings: Settings):
     await store.open()
     raw_client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_url)
     indexes = await raw_client[settings.mongodb_database]["models"].index_information()
+    results = raw_client[settings.mongodb_database]["rebalance_portfolios"]
+    result_indexes = await results.index_information()
     await raw_client.close()
     await store.close()
     keys = {info["key"][0][0]: info.get("unique", False) for info in indexes.values()}
     assert keys["name"] is True
     assert "portfolios" in keys
+    result_keys = [[field for field, _ in info["key"]] for info in result_indexes.values()]
+    assert ["rebalance_id", "index", "part"] in result_keys
+    assert ["portfolio_id"] in result_keys
 
 
 def _failures(count: int) -> tuple[PortfolioFailure, ...]:
@@ -91,3 +100,142 @@ async def test_the_sweep_removes_runs_a_crash_left_pending(settings: Settings):
     assert await database["rebalance_portfolios"].count_documents({}) == 0
     await raw_client.close()
     await store.close()
+
+
+def _outcome(portfolio: int, in_model: int, held_outside: int) -> PortfolioOutcome:
+    """A solved portfolio with `in_model + held_outside` positions (so as many drift rows)."""
+    model = [f"M{portfolio:03d}{i:020d}" for i in range(in_model)]
+    outside = [f"H{portfolio:03d}{i:020d}" for i in range(held_outside)]
+    positions = tuple(
+        Position(security_id, Decimal("0.005"), Decimal("0.001"), Decimal("0.0025"))
+        for security_id in model
+    )
+    holdings = {security_id: i % 5 for i, security_id in enumerate(model)}
+    holdings |= {security_id: 3 + i for i, security_id in enumerate(outside)}
+    prices = {s: Decimal("7.25") + Decimal(i) * Decimal("0.37") for i, s in enumerate(holdings)}
+    result = solve(RebalanceProblem(positions, holdings, Decimal("98765.4321"), prices))
+    assert len(result.drifts) == in_model + held_outside
+    return PortfolioOutcome(f"P{portfolio:023d}", f"Fund {portfolio}", result, date(2025, 3, 4))
+
+
+def _exactly(outcome: PortfolioOutcome | PortfolioFailure) -> str:
+    """Equal strings only if every Decimal has the same digits and exponent, not just value."""
+    if isinstance(outcome, PortfolioFailure):
+        return repr(outcome)
+    return repr(replace(outcome, result=replace(outcome.result, quantities={})))
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[MongoStore]:
+    assert settings.mongodb_url is not None
+    store = MongoStore(settings.mongodb_url, settings.mongodb_database)
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Any]:
+    """The test's database, read and written raw (no Decimal codec)."""
+    assert settings.mongodb_url is not None
+    raw_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    yield raw_client[settings.mongodb_database]
+    await raw_client.close()
+
+
+async def _parts(database: Any, rebalance_id: str | None) -> list[tuple[int, int, int]]:
+    """(index, part, positions) of each stored result document of a run, in order."""
+    cursor = database["rebalance_portfolios"].find({"rebalance_id": ObjectId(rebalance_id)})
+    docs = await cursor.sort([("index", 1), ("part", 1)]).to_list()
+    return [(doc["index"], doc["part"], len(doc.get("positions", []))) for doc in docs]
+
+
+async def test_a_large_portfolio_is_stored_in_parts_and_reads_back_exactly(
+    store: MongoStore, database: Any
+):
+    large = _outcome(0, in_model=70, held_outside=50)
+    failure = PortfolioFailure("F" * 24, "OPTIMIZATION_FAILED", "no solution")
+    run = RebalanceRun("m" * 24, "model", datetime.now(UTC), (large, failure, _outcome(2, 3, 1)))
+
+    stored = await store.insert_rebalance(run)
+
+    assert await _parts(database, stored.rebalance_id) == [
+        (0, 0, 50),
+        (0, 1, 50),
+        (0, 2, 20),
+        (1, 0, 0),
+        (2, 0, 4),
+    ]
+    docs = await database["rebalance_portfolios"].find({"index": 0}).sort("part", 1).to_list()
+    assert {doc["portfolio_id"] for doc in docs} == {large.portfolio_id}
+    assert docs[0]["market_value"] == Decimal128(str(large.result.market_value))
+    assert all("market_value" not in doc and "portfolio_name" not in doc for doc in docs[1:])
+    assert stored.rebalance_id is not None
+    read = await store.get_rebalance(stored.rebalance_id)
+    assert read.outcomes == run.outcomes
+    assert [_exactly(o) for o in read.outcomes] == [_exactly(o) for o in run.outcomes]
+    [found] = await store.list_rebalances(0, 10, [large.portfolio_id])
+    assert found.outcomes == run.outcomes
+
+
+async def test_fifty_positions_fill_one_document_and_fifty_one_need_two(
+    store: MongoStore, database: Any
+):
+    run = RebalanceRun(
+        "m" * 24, "model", datetime.now(UTC), (_outcome(0, 50, 0), _outcome(1, 40, 11))
+    )
+
+    stored = await store.insert_rebalance(run)
+
+    assert await _parts(database, stored.rebalance_id) == [(0, 0, 50), (1, 0, 50), (1, 1, 1)]
+    assert stored.rebalance_id is not None
+    assert (await store.get_rebalance(stored.rebalance_id)).outcomes == run.outcomes
+
+
+async def test_a_result_stored_as_one_document_without_parts_still_reads(
+    store: MongoStore, database: Any
+):
+    """Runs written before results were split keep one document per portfolio, no `part`."""
+    run = RebalanceRun("m" * 24, "model", datetime.now(UTC), (_outcome(0, 70, 50),))
+    stored = await store.insert_rebalance(run)
+    results = database["rebalance_portfolios"]
+    head, *rest = await results.find({"index": 0}).sort("part", 1).to_list()
+    for doc in rest:
+        head["positions"] += doc["positions"]
+    del head["part"], head["_id"]
+    await results.delete_many({})
+    await results.insert_one(head)
+
+    assert stored.rebalance_id is not None
+    read = await store.get_rebalance(stored.rebalance_id)
+    assert [_exactly(o) for o in read.outcomes] == [_exactly(o) for o in run.outcomes]
+    [found] = await store.list_rebalances(0, 10, [run.outcomes[0].portfolio_id])
+    assert found.outcomes == run.outcomes
+
+
+async def test_a_failure_between_the_parts_of_a_portfolio_leaves_nothing(
+    store: MongoStore, database: Any
+):
+    broken = _outcome(1, 70, 50)
+    drifts = list(broken.result.drifts)
+    # position 110 is in part 2 (positions 100-119), and an object() id cannot be encoded
+    drifts[110] = drifts[110]._replace(security_id=object())  # type: ignore[arg-type]
+    broken = replace(broken, result=replace(broken.result, drifts=tuple(drifts)))
+    run = RebalanceRun("m" * 24, "model", datetime.now(UTC), (_outcome(0, 70, 50), broken))
+    written = []
+    insert_one = store._results.insert_one
+
+    async def counted(doc: Any, *args: Any, **kwargs: Any) -> Any:
+        outcome = await insert_one(doc, *args, **kwargs)
+        written.append((doc["index"], doc["part"]))
+        return outcome
+
+    store._results.insert_one = counted  # type: ignore[method-assign, assignment]
+
+    with pytest.raises(InvalidDocument):
+        await store.insert_rebalance(run)
+
+    assert written == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
+    assert await store.list_rebalances(0, 10) == []
+    assert await database["rebalances"].count_documents({}) == 0
+    assert await database["rebalance_portfolios"].count_documents({}) == 0

@@ -1,7 +1,7 @@
 """MongoDB storage through the official async driver, documents converted next to queries."""
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -28,9 +28,11 @@ from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, Reb
 Document = dict[str, Any]
 SortSpec = Sequence[tuple[str, int]]
 _PENDING, _COMPLETE, _DELETING = "pending", "complete", "deleting"
-# Small enough that the embedded server, which runs one command at a time, keeps answering
-# reads between the writes of a large run; a real MongoDB pays only a few more round trips.
-_WRITE_BATCH = 10
+# A portfolio result is stored as parts of at most this many positions, each written by a
+# command of its own: no document nears MongoDB's 16 MB however many securities a portfolio
+# holds, and the embedded server, which runs one command at a time, never spends more than
+# ~20 ms on one write, so reads get in between (a real MongoDB pays more round trips).
+_POSITIONS_PER_DOCUMENT = 50
 _SORT_FIELDS = {"model_id": "_id", "name": "name", "last_rebalance_date": "last_rebalance_date"}
 
 
@@ -75,7 +77,9 @@ class MongoStore:
         await self._models.create_index("name", unique=True)
         await self._models.create_index("portfolios")
         await self._rebalances.create_index([("status", ASCENDING), ("rebalance_date", DESCENDING)])
-        await self._results.create_index([("rebalance_id", ASCENDING), ("index", ASCENDING)])
+        await self._results.create_index(
+            [("rebalance_id", ASCENDING), ("index", ASCENDING), ("part", ASCENDING)]
+        )
         await self._results.create_index("portfolio_id")
         await self.sweep_unfinished_rebalances(timedelta(hours=1))
 
@@ -147,17 +151,18 @@ class MongoStore:
         stored = await self._models.find_one(key, {"version": 1})
         return _missing_or_stale(stored, "model", model_id, version)
 
-    # Rebalances: a small header in `rebalances` and one document per portfolio in
-    # `rebalance_portfolios`, so no document grows with the number of portfolios. Without
-    # transactions, the header's status makes a run visible only once all its parts are written.
+    # Rebalances: a small header in `rebalances` and, in `rebalance_portfolios`, each portfolio
+    # result in parts of at most _POSITIONS_PER_DOCUMENT positions, so no document grows with
+    # the number of portfolios or of positions. Without transactions, the header's status makes
+    # a run visible only once all its parts are written.
 
     async def insert_rebalance(self, run: RebalanceRun) -> RebalanceRun:
         header = _header_doc(run) | {"status": _PENDING, "version": 1, "created_at": _now()}
         rebalance_id = (await self._rebalances.insert_one(header)).inserted_id
         try:
-            docs = [_outcome_doc(rebalance_id, i, o) for i, o in enumerate(run.outcomes)]
-            for start in range(0, len(docs), _WRITE_BATCH):
-                await self._results.insert_many(docs[start : start + _WRITE_BATCH], ordered=False)
+            for index, outcome in enumerate(run.outcomes):
+                for doc in _outcome_docs(rebalance_id, index, outcome):
+                    await self._results.insert_one(doc)
             complete = {"$set": {"status": _COMPLETE}}
             await self._rebalances.update_one({"_id": rebalance_id}, complete)
         except BaseException:
@@ -216,13 +221,22 @@ class MongoStore:
 
     async def _with_outcomes(self, headers: list[Document]) -> list[RebalanceRun]:
         ids = [header["_id"] for header in headers]
-        outcomes: dict[ObjectId, list[PortfolioOutcome | PortfolioFailure]] = {i: [] for i in ids}
+        results: dict[ObjectId, list[Document]] = {i: [] for i in ids}
         cursor = self._results.find({"rebalance_id": {"$in": ids}}).sort(
-            [("rebalance_id", ASCENDING), ("index", ASCENDING)]
+            [("rebalance_id", ASCENDING), ("index", ASCENDING), ("part", ASCENDING)]
         )
         async for doc in cursor:
-            outcomes[doc["rebalance_id"]].append(_outcome_from_doc(doc))
-        return [_run_from_doc(header, tuple(outcomes[header["_id"]])) for header in headers]
+            run_results = results[doc["rebalance_id"]]
+            # Part 0 (or a document written before results were split, without `part`)
+            # starts a portfolio; the later parts only carry more of its positions.
+            if doc.get("part", 0) > 0:
+                run_results[-1]["positions"].extend(doc["positions"])
+            else:
+                run_results.append(doc)
+        return [
+            _run_from_doc(header, tuple(_outcome_from_doc(doc) for doc in results[header["_id"]]))
+            for header in headers
+        ]
 
 
 def _now() -> datetime:
@@ -295,16 +309,27 @@ def _run_from_doc(
     )
 
 
-def _outcome_doc(
+def _outcome_docs(
     rebalance_id: ObjectId, index: int, outcome: PortfolioOutcome | PortfolioFailure
-) -> Document:
-    key = {"rebalance_id": rebalance_id, "index": index, "portfolio_id": outcome.portfolio_id}
+) -> Iterator[Document]:
+    """Part 0 holds the portfolio's own fields; every part holds the key and its positions."""
+
+    def key(part: int) -> Document:
+        return {
+            "rebalance_id": rebalance_id,
+            "index": index,
+            "part": part,
+            "portfolio_id": outcome.portfolio_id,
+        }
+
     if isinstance(outcome, PortfolioFailure):
-        return key | {"error": {"code": outcome.code, "message": outcome.message}}
+        yield key(0) | {"error": {"code": outcome.code, "message": outcome.message}}
+        return
     result = outcome.result
     trades = {t.security_id: t for t in result.trades}
     trade_date = datetime.combine(outcome.trade_date, time(), UTC)
-    return key | {
+    positions = [_position_doc(d, trades.get(d.security_id), trade_date) for d in result.drifts]
+    yield key(0) | {
         "portfolio_name": outcome.portfolio_name,
         "trade_date": trade_date,
         "market_value": result.market_value,
@@ -314,10 +339,12 @@ def _outcome_doc(
         "solver_status": result.status,
         "solver_method": result.method,
         "solve_seconds": result.solve_seconds,
-        "positions": [
-            _position_doc(d, trades.get(d.security_id), trade_date) for d in result.drifts
-        ],
+        "positions": positions[:_POSITIONS_PER_DOCUMENT],
     }
+    for part, start in enumerate(
+        range(_POSITIONS_PER_DOCUMENT, len(positions), _POSITIONS_PER_DOCUMENT), start=1
+    ):
+        yield key(part) | {"positions": positions[start : start + _POSITIONS_PER_DOCUMENT]}
 
 
 def _position_doc(drift: Drift, trade: Trade | None, trade_date: datetime) -> Document:
