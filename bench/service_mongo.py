@@ -64,6 +64,7 @@ def main() -> None:
     mongo = EmbeddedMongo(None)
     uri = mongo.start()
     timer = CommandTimer(mongo._server)
+    mongo.freeze_survivors()
     sys.stdout.write(uri + "\n")
     sys.stdout.flush()
     signal.signal(signal.SIGTERM, signal.default_int_handler)

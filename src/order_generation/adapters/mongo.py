@@ -194,7 +194,8 @@ class MongoStore:
     async def _runs_including(self, portfolio_ids: Sequence[str]) -> list[ObjectId]:
         if not portfolio_ids:
             return []
-        found = self._results.find({"portfolio_id": {"$in": list(portfolio_ids)}})
+        query = {"portfolio_id": {"$in": list(portfolio_ids)}, "part": {"$in": [0, None]}}
+        found = self._results.find(query, {"rebalance_id": 1})
         return list({doc["rebalance_id"] async for doc in found})
 
     async def delete_rebalance(self, rebalance_id: str, version: int) -> None:
