@@ -1,13 +1,17 @@
 """Rebalancing over real HTTP: the GlobeCo simulator as its own process, embedded MongoDB."""
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from order_generation.config import Settings
+from order_generation.domain.rebalance import solve
+from order_generation.service import rebalance as rebalance_service
 from tests.api.book import EXPENSIVE, check_orders, make_book, pid
 from tests.api.test_models_api import API, assert_error
 from tests.support.app import app_client
@@ -89,6 +93,40 @@ async def test_infeasible_portfolio_is_422_with_the_reason(service: httpx.AsyncC
 async def test_unknown_or_malformed_portfolio(service: httpx.AsyncClient):
     assert_error(await rebalance(service, pid(999)), 404, "NOT_FOUND", "does not follow")
     assert_error(await rebalance(service, "nope"), 400, "VALIDATION_ERROR", "portfolio_id")
+
+
+async def test_a_portfolio_outside_every_model_is_404_even_with_accounting_down(
+    service: httpx.AsyncClient, simulator: SimulatorProcess
+):
+    """Its holdings are read while the model is looked up, and dropped with their error."""
+    await simulator.set_faults("accounting", down=True)
+    assert_error(await rebalance(service, pid(999)), 404, "NOT_FOUND", "does not follow")
+
+
+async def test_a_model_rebalance_solves_at_most_its_concurrency_at_once(
+    simulator: SimulatorProcess, settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    lock, running, peak = threading.Lock(), [0], [0]
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.002)  # long enough for overlapping solves to show
+            return solve(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(rebalance_service, "solve", counted)
+    await simulator.clear_faults()
+    async with app_client(simulator.settings(settings, rebalance_concurrency=2)) as http:
+        model_id = (await http.post(f"{API}/models", json=BOOK.model)).json()["model_id"]
+        response = await http.post(f"{API}/model/{model_id}/rebalance")
+    assert response.status_code == 200, response.text
+    assert len(response.json()) == 100
+    assert peak[0] == 2
 
 
 async def test_fifty_concurrent_portfolio_rebalances_all_succeed(service: httpx.AsyncClient):
