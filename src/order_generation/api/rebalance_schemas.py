@@ -3,8 +3,7 @@
 The portal reads stored-run figures as JSON numbers; storage itself stays Decimal128.
 """
 
-import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -122,24 +121,6 @@ def run_out(run: RebalanceRun) -> Iterator[RebalanceOut | RebalanceFailureOut]:
                 portfolio_id=o.portfolio_id,
                 error=FailureDetail(code=o.code, message=o.message),
             )
-
-
-async def json_array(items: Iterable[BaseModel]) -> AsyncIterator[bytes]:
-    """A JSON array written one item at a time, letting other requests run in between: a
-    1,000-portfolio answer is 30 MB and about a second of work.
-
-    A request needs a few dozen event-loop turns; yielding several times per item lets it
-    take them without waiting for an item's worth of work (~0.7 ms) at each turn.
-    """
-    yield b"["
-    for i, item in enumerate(items):
-        for _ in range(_TURNS_PER_ITEM):
-            await asyncio.sleep(0)
-        yield (b"," if i else b"") + item.__pydantic_serializer__.to_json(item)
-    yield b"]"
-
-
-_TURNS_PER_ITEM = 4
 
 
 class StoredPosition(BaseModel):

@@ -1,16 +1,18 @@
 """Rebalance endpoints: run a rebalance, and read or delete stored runs."""
 
+import asyncio
+from collections.abc import AsyncIterator, Iterable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from order_generation.api.dependencies import RebalanceServiceDep, StoreDep
 from order_generation.api.rebalance_schemas import (
     RebalanceFailureOut,
     RebalanceOut,
     StoredRebalance,
-    json_array,
     run_out,
 )
 from order_generation.api.schemas import ErrorBody, Offset, PortfoliosBody
@@ -25,6 +27,9 @@ router = APIRouter(
     },
 )
 Limit = Annotated[int, Query(ge=1, le=100)]
+# A request needs a few dozen event-loop turns; a streamed answer gives this many per item, so
+# a request arriving meanwhile does not wait an item's worth of work (~0.7 ms) at each turn.
+_TURNS_PER_ITEM = 4
 
 
 @router.post(
@@ -51,7 +56,7 @@ async def rebalance_portfolio(portfolio_id: str, service: RebalanceServiceDep) -
 async def rebalance_model(model_id: str, service: RebalanceServiceDep) -> StreamingResponse:
     """One entry per portfolio of the model; a failed portfolio carries its error."""
     run = await service.rebalance_model(model_id)
-    return StreamingResponse(json_array(run_out(run)), media_type="application/json")
+    return StreamingResponse(_json_array(run_out(run)), media_type="application/json")
 
 
 @router.get("/rebalances")
@@ -84,3 +89,14 @@ async def delete_rebalance(
     rebalance_id: str, version: Annotated[int, Query(ge=1)], store: StoreDep
 ) -> None:
     await store.delete_rebalance(rebalance_id, version)
+
+
+async def _json_array(items: Iterable[BaseModel]) -> AsyncIterator[bytes]:
+    """A JSON array written one item at a time, letting other requests run in between: a
+    1,000-portfolio answer is 30 MB and about a second of work."""
+    yield b"["
+    for i, item in enumerate(items):
+        for _ in range(_TURNS_PER_ITEM):
+            await asyncio.sleep(0)
+        yield (b"," if i else b"") + item.__pydantic_serializer__.to_json(item)
+    yield b"]"
