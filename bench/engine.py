@@ -7,8 +7,10 @@ how many are worse than the optimum, and the largest gap in basis points of mark
 for the engine, for (a) the original service's rounded CVXPY/CLARABEL relaxation and for
 (b) a CVXPY MILP solved by HiGHS (bench/engine_baselines.py). The engine's objective is the
 optimum the others are judged against; an answer of (b) that beats it counts against the
-engine. Then: 1,000 portfolios of 100 positions, and a stress set where cash binds.
-Infeasible problems (the engine says why) are counted and left out of the tables.
+engine. At N = 100 it also times `read_and_write`, the engine's reading of the input and
+writing of the rows with nothing solved, a floor under any solve that returns them. Then:
+1,000 portfolios of 100 positions, and a stress set where cash binds. Infeasible problems
+(the engine says why) are counted and left out of the tables.
 """
 
 import argparse
@@ -21,14 +23,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
+from itertools import repeat
 
 from rich.console import Console
 from rich.table import Table
 
 from bench import engine_baselines as baselines
 from bench import engine_problems as problems
+from order_generation.domain.allocation import ZERO4, Book
 from order_generation.domain.errors import Infeasible
-from order_generation.domain.rebalance import RebalanceProblem, RebalanceResult, solve
+from order_generation.domain.rebalance import Drift, RebalanceProblem, RebalanceResult, solve
 
 SIZES = (10, 50, 100, 500)
 MILP_TIME_LIMIT = 20.0
@@ -138,6 +142,30 @@ def run_engine(batch: list[RebalanceProblem]) -> tuple[list[Run], int]:
     return runs, infeasible
 
 
+def read_and_write(problem: RebalanceProblem) -> list[Drift]:
+    """The input read into integers as `solve` reads it, and a drift row per security written
+    as `solve` writes them, holdings unchanged: what a solve costs before any maths."""
+    book = Book.of(problem.positions, problem.holdings, problem.cash, problem.prices)
+    columns = zip(
+        book.ids,
+        book.prices,
+        book.held,
+        book.held,
+        book.targets,
+        book.low_drifts,
+        book.high_drifts,
+        repeat(ZERO4),
+        repeat(ZERO4),
+    )
+    return list(map(tuple.__new__, repeat(Drift), columns))
+
+
+def floor_ms(runs: list[Run]) -> float:
+    """Median milliseconds of `read_and_write` over the problems of `runs`."""
+    gc.collect()
+    return statistics.median(timed(partial(read_and_write, p))[0] for p, _, _ in runs) * 1e3
+
+
 def compare(runs: list[Run], relaxations: int, milps: int) -> tuple[Tally, Tally, Tally]:
     engine = Tally("engine")
     relaxed = Tally("(a) relaxation")
@@ -185,9 +213,10 @@ def table(title: str, tallies: tuple[Tally, Tally, Tally]) -> Table:
 
 def realistic_section(
     console: Console, plan: Plan, seed: int
-) -> dict[int, tuple[Tally, Tally, Tally]]:
+) -> tuple[dict[int, tuple[Tally, Tally, Tally]], float]:
+    """The tables per N, and the `read_and_write` floor at N = 100 in milliseconds."""
     console.rule("Realistic problems: new, near and far from target, holdings outside the model")
-    results = {}
+    results, floor = {}, float("nan")
     for n in SIZES:
         runs, infeasible = run_engine(problems.realistic(seed, n, plan.engine[n]))
         tallies = compare(runs, plan.relaxation[n], plan.milp[n])
@@ -197,8 +226,11 @@ def realistic_section(
             f"  engine paths {dict(methods)}; infeasible (left out): {infeasible}; "
             f"(a) broke: {dict(tallies[1].broken) or 'nothing'}"
         )
+        if n == 100:
+            floor = floor_ms(runs)
+            console.print(f"  reading the input and writing the rows only: {floor:.3f} ms")
         results[n] = tallies
-    return results
+    return results, floor
 
 
 def portfolios_section(console: Console, plan: Plan, seed: int) -> float:
@@ -251,12 +283,14 @@ def stress_rows(runs: list[Run], tallies: tuple[Tally, Tally, Tally]) -> Table:
 def verdict(
     console: Console,
     realistic: dict[int, tuple[Tally, Tally, Tally]],
+    floor: float,
     total: float,
     stress: dict[int, Tally],
 ) -> None:
     console.rule("Targets")
     engine, relaxed, _ = realistic[100]
     ratio = relaxed.median_ms() / engine.median_ms()
+    budget = relaxed.median_ms() / 40
     clean = all(t[0].violating == 0 and t[0].suboptimal == 0 for t in realistic.values())
     clean = clean and all(t.violating == 0 for t in stress.values())
     lines = [
@@ -271,6 +305,11 @@ def verdict(
     ]
     for met, line in lines:
         console.print(f"  [{'green' if met else 'red'}]{'met ' if met else 'MISSED'}[/] {line}")
+    console.print(
+        f"  40x of (a) is {budget * 1e3:.0f} us a solve at N = 100; reading the input and "
+        f"writing the rows take {floor * 1e3:.0f} us of it ({relaxed.median_ms() / floor:.1f}x "
+        "of (a)) before any maths"
+    )
 
 
 def main() -> None:
@@ -285,10 +324,10 @@ def main() -> None:
         f"Python {platform.python_version()} on {platform.machine()}"
     )
     console.print(LEGEND)
-    realistic = realistic_section(console, plan, args.seed)
+    realistic, floor = realistic_section(console, plan, args.seed)
     total = portfolios_section(console, plan, args.seed)
     stress = stress_section(console, plan, args.seed)
-    verdict(console, realistic, total, stress)
+    verdict(console, realistic, floor, total, stress)
 
 
 if __name__ == "__main__":
