@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
-from itertools import repeat
 
 from rich.console import Console
 from rich.table import Table
@@ -32,7 +31,13 @@ from bench import engine_baselines as baselines
 from bench import engine_problems as problems
 from order_generation.domain.allocation import ZERO4, Book
 from order_generation.domain.errors import Infeasible
-from order_generation.domain.rebalance import Drift, RebalanceProblem, RebalanceResult, solve
+from order_generation.domain.rebalance import (
+    Drift,
+    RebalanceProblem,
+    RebalanceResult,
+    drift_rows,
+    solve,
+)
 
 SIZES = (10, 50, 100, 500)
 MILP_TIME_LIMIT = 20.0
@@ -143,21 +148,11 @@ def run_engine(batch: list[RebalanceProblem]) -> tuple[list[Run], int]:
 
 
 def read_and_write(problem: RebalanceProblem) -> list[Drift]:
-    """The input read into integers as `solve` reads it, and a drift row per security written
-    as `solve` writes them, holdings unchanged: what a solve costs before any maths."""
+    """The input read into integers and a drift row per security written, as `solve` does
+    both, holdings unchanged: what a solve costs before any maths."""
     book = Book.of(problem.positions, problem.holdings, problem.cash, problem.prices)
-    columns = zip(
-        book.ids,
-        book.prices,
-        book.held,
-        book.held,
-        book.targets,
-        book.low_drifts,
-        book.high_drifts,
-        repeat(ZERO4),
-        repeat(ZERO4),
-    )
-    return list(map(tuple.__new__, repeat(Drift), columns))
+    unrounded = [ZERO4] * len(book.ids)
+    return drift_rows(book, book.held, unrounded, unrounded)
 
 
 def floor_ms(runs: list[Run]) -> float:

@@ -32,7 +32,7 @@ with the exponents `Decimal` arithmetic on the input would give them, and actual
 and actual_drift = (w - actual)/w are rounded half-even to 4 decimals by integer division.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import compress, repeat
@@ -303,7 +303,23 @@ def _rows(
         actuals[i] = _four_places(a) if actual is None else actual
         weight = book.target_units[i]
         drifts[i] = _drift(weight, a, one) if weight else ZERO4
+    rows = drift_rows(book, quantities, actuals, drifts)
     new = tuple.__new__
+    trades = [
+        new(Trade, (sid, "BUY", u - b)) if u > b else new(Trade, (sid, "SELL", b - u))
+        for sid, b, u in zip(book.ids, book.held, quantities, strict=True)
+        if u != b
+    ]
+    return sum(gaps), rows, trades
+
+
+def drift_rows(
+    book: Book,
+    quantities: list[int],
+    actuals: Sequence[Decimal | None],
+    drifts: Sequence[Decimal],
+) -> list[Drift]:
+    """A drift row per security of the book, in its order, from the columns `_rows` computes."""
     columns = zip(
         book.ids,
         book.prices,
@@ -316,13 +332,7 @@ def _rows(
         drifts,
         strict=True,
     )
-    rows = list(map(new, repeat(Drift), columns))
-    trades = [
-        new(Trade, (sid, "BUY", u - b)) if u > b else new(Trade, (sid, "SELL", b - u))
-        for sid, b, u in zip(book.ids, book.held, quantities, strict=True)
-        if u != b
-    ]
-    return sum(gaps), rows, trades
+    return list(map(tuple.__new__, repeat(Drift), columns))
 
 
 def _check_bands(book: Book, quantities: list[int], far: list[int], problems: list[str]) -> None:
