@@ -52,6 +52,7 @@ from order_generation.domain.allocation import (
 )
 from order_generation.domain.errors import Infeasible, InvalidInput, ServiceError, SolverTimeout
 from order_generation.domain.models import Position
+from order_generation.domain.policy import DEFAULT_POLICY, Policy
 
 SEARCH_SHARE = 0.5
 """The search may use this share of the time limit before the MILP takes over."""
@@ -67,6 +68,7 @@ class RebalanceProblem:
     holdings: Mapping[str, int]
     cash: Decimal
     prices: Mapping[str, Decimal]
+    policy: Policy = DEFAULT_POLICY
 
     def __post_init__(self) -> None:
         _check_positions(self.positions)
@@ -94,6 +96,8 @@ class Drift(NamedTuple):
     high_drift: Decimal
     actual: Decimal
     actual_drift: Decimal
+    breached: bool = False
+    """Under best-effort bands: the amount after lies outside the band (see `breaches`)."""
 
     @property
     def original_market_value(self) -> Decimal:
@@ -104,9 +108,26 @@ class Drift(NamedTuple):
         return self.adjusted_quantity * self.price
 
 
+class Breach(NamedTuple):
+    """A band the answer leaves under best-effort bands: its floor and ceiling amounts, the
+    amount held after, by how much it lies outside, and why no allowed quantity is inside."""
+
+    security_id: str
+    floor: Decimal
+    ceiling: Decimal
+    amount: Decimal
+    outside: Decimal
+    reason: str
+
+
 @dataclass(frozen=True, slots=True)
 class RebalanceResult:
-    """The optimum; `method` says which path proved it (nearest, search or milp)."""
+    """The answer; `method` says which path found it (nearest, search or milp).
+
+    `status` is "optimal" when the answer is proven optimal, "feasible" when it satisfies
+    every constraint but the MILP fallback could not prove it optimal. `policy` is the policy
+    applied and `mode` the mode used in the end (`full` when `bands` left no feasible answer).
+    """
 
     quantities: Mapping[str, int]
     trades: tuple[Trade, ...]
@@ -118,6 +139,9 @@ class RebalanceResult:
     status: str
     solve_seconds: float
     method: str
+    policy: Policy = DEFAULT_POLICY
+    mode: str = "full"
+    breaches: tuple[Breach, ...] = ()
 
 
 def solve(problem: RebalanceProblem, *, time_limit: float = 30.0) -> RebalanceResult:
@@ -330,6 +354,7 @@ def drift_rows(
         book.high_drifts,
         actuals,
         drifts,
+        repeat(False, len(quantities)),
         strict=True,
     )
     return list(map(tuple.__new__, repeat(Drift), columns))
