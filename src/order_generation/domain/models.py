@@ -1,24 +1,18 @@
 """Investment models and their rules; every rule lives here, once."""
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
 from order_generation.domain.errors import Conflict, InvalidInput, NotFound
+from order_generation.domain.ids import check_id
+from order_generation.domain.policy import DEFAULT_POLICY, Policy
 
 MAX_TOTAL_TARGET = Decimal("0.95")
 TARGET_STEP = Decimal("0.005")
 MAX_POSITIONS = 100
 MAX_NAME_LENGTH = 255
-_ID = re.compile(r"[A-Za-z0-9]{24}")
-
-
-def check_id(value: str, field_name: str) -> None:
-    """Security and portfolio ids are exactly 24 alphanumeric characters."""
-    if not _ID.fullmatch(value):
-        raise InvalidInput(field_name, "must be exactly 24 alphanumeric characters")
 
 
 @dataclass(frozen=True)
@@ -57,6 +51,7 @@ class InvestmentModel:
     model_id: str | None = None
     last_rebalance_date: datetime | None = None
     version: int = 1
+    policy: Policy = DEFAULT_POLICY
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", self.name.strip())

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Literal
 
 from order_generation.domain.errors import InvalidInput
-from order_generation.domain.models import check_id
+from order_generation.domain.ids import check_id
 
 Mode = Literal["full", "bands", "buy_only", "sell_only"]
 Bands = Literal["strict", "best_effort"]

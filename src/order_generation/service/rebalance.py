@@ -18,7 +18,8 @@ from order_generation.adapters.portfolio import PortfolioClient
 from order_generation.adapters.pricing import PricingClient
 from order_generation.adapters.security import SecurityClient
 from order_generation.domain.errors import NotFound, Overloaded, ServiceError, UpstreamUnavailable
-from order_generation.domain.models import InvestmentModel, Position, check_id
+from order_generation.domain.ids import check_id
+from order_generation.domain.models import InvestmentModel, Position
 from order_generation.domain.rebalance import RebalanceProblem, RebalanceResult, solve
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 from order_generation.metrics import (
