@@ -1,22 +1,79 @@
 """The rebalance as a general MILP, solved by HiGHS: the reference and the fallback.
 
-    minimise    Σ_i d_i
-    subject to  d_i ≥ T_i - P_i·u_i,   d_i ≥ P_i·u_i - T_i,   Σ_i P_i·u_i ≤ B,
-                lo_i ≤ u_i ≤ hi_i,  u_i integer,  d_i ≥ 0.
+Two formulations share one runner:
 
-HiGHS works in floating point, so its answer is only a candidate: callers round the
-quantities and check them exactly. The relative and absolute MIP gaps are set to 0 (the
-default relative gap, 1e-4, stops short of the optimum).
+- `minimise_deviation`, the plain problem over integer boxes (the engine's fallback):
+
+      minimise    Σ_i d_i
+      subject to  d_i ≥ T_i - P_i·u_i,   d_i ≥ P_i·u_i - T_i,   Σ_i P_i·u_i ≤ B,
+                  lo_i ≤ u_i ≤ hi_i,  u_i integer,  d_i ≥ 0.
+
+- `solve_policy_milp`, the whole problem with a rebalance policy (`domain/policy.py`), stated
+  from the rules and not from how the engine solves it. With V = MV - withdraw, goal
+  G_i = V·w_i, band [F_i, U_i] = [V·(w_i - l_i)⁺, V·(w_i + h_i)] and reserve R, every
+  security has an integer u_i whose bounds carry, exactly (computed in `Fraction`), u_i ≥ 0,
+  the restrictions (buy_only, sell_only, no_buy, no_sell, hold), the mode-bands fixing,
+  the strict bands ⌈F_i/p_i⌉ ≤ u_i ≤ ⌊U_i/p_i⌋ and the cash bound u_i ≤ ⌊(V - R)/p_i⌋.
+  A security whose orders are sized (lot L > 1 or a minimum that binds) gets binaries b
+  (buy), s (sell), z (close to zero), at most one of them 1, and lot multipliers k_b, k_s:
+
+      u_i = h_i + L·k_b - L·k_s - h_i·z,    K·b ≤ k_b ≤ M_b·b,   K·s ≤ k_s ≤ M_s·s,
+
+  where K is the fewest lots that meet min_trade_quantity and min_trade_value and M_b, M_s
+  the most lots the bounds of u_i allow. The cash row Σ p_i·u_i ≤ V - R is written in whole
+  units of the prices' common denominator, with the budget rounded down and 1/2 added, so
+  an integer answer within HiGHS's tolerance satisfies it exactly. Deviations d_i ≥
+  ±(G_i - p_i·u_i) and, under best-effort bands, breaches o_i ≥ F_i - p_i·u_i,
+  o_i ≥ p_i·u_i - U_i are in units of V. Strict bands minimise Σ d_i; best-effort bands
+  first minimise Σ o_i, then Σ d_i with Σ o_i capped at that optimum plus `OUTSIDE_SLACK`.
+  Mode bands fixes u_i = h_i for every model security already inside its band and solves
+  mode full when that has no feasible answer.
+
+HiGHS works in floating point, so its answer is only a candidate: quantities are rounded and
+the cash row and bounds are re-checked exactly before an answer is returned (callers check
+the rest). The relative and absolute MIP gaps are set to 0 (the default relative gap, 1e-4,
+stops short of the optimum).
+
+HiGHS does not always stop at its time limit: on some models its interrupt checks (the
+`time_limit` option, the interrupt callbacks, `cancelSolve`) come seconds apart or later, and
+a model that looped for good was reported against HiGHS 1.15.1 (ERGO-Code/HiGHS#2226). So every
+solve runs in a worker process (`_Worker`): HiGHS gets the time left and an interrupt
+callback at the deadline, and a worker that has not answered `GRACE` seconds after the
+deadline is killed, so a call never outlasts its time limit by more than about `GRACE`.
+Workers are spawned (never forked: the service runs threads), kept and reused, so only the
+first solve of a process pays the ~0.3 s start; a call that gives up at its deadline while its
+worker is still starting leaves the worker to start for the next call.
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import atexit
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
+from math import ceil, floor, lcm
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any, Literal
 
 import highspy
 import numpy as np
 
-from order_generation.domain.errors import OptimizationFailed, SolverTimeout
+from order_generation.domain.errors import Infeasible, OptimizationFailed, SolverTimeout
+
+if TYPE_CHECKING:
+    from order_generation.domain.rebalance import RebalanceProblem
+
+GRACE = 0.1
+"""Seconds a worker may run past the deadline before it is killed."""
+OUTSIDE_SLACK = 1e-9
+"""Phase 2 of best-effort bands keeps Σ o_i ≤ phase-1 optimum + this (units of V)."""
+IDLE_WORKERS = 4
+"""Workers kept for reuse per process; more are stopped when they come back."""
+
+Status = Literal["optimal", "time_limit", "infeasible", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +81,37 @@ class MilpSolution:
     quantities: tuple[int, ...]
     objective: float
     status: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyMilpSolution:
+    """HiGHS's answer to a rebalance with its policy.
+
+    `status` is "optimal" only when HiGHS proved every phase optimal; "time_limit" when the
+    time ran out (`quantities` is then the best answer found, or None), "infeasible" when no
+    quantities satisfy every rule, "failed" for any other outcome (`solver_status` says
+    which). `mode` is the mode solved in the end (`full` when mode bands fell back).
+    `outside` (best-effort bands; 0 under strict bands) and `deviation` (PD) are computed
+    exactly from `quantities`.
+    """
+
+    quantities: Mapping[str, int] | None
+    status: Status
+    mode: str
+    solver_status: str
+    outside: Fraction | None = None
+    deviation: Fraction | None = None
+
+    def require(self) -> "PolicyMilpSolution":
+        """This solution if optimal, else the error of the service's family for its status."""
+        details = {"solver_status": self.solver_status}
+        if self.status == "optimal":
+            return self
+        if self.status == "infeasible":
+            raise Infeasible("no feasible solution exists under the policy", details)
+        if self.status == "time_limit":
+            raise SolverTimeout("the MILP solver passed its time limit", details)
+        raise OptimizationFailed(f"the MILP solver found no optimum: {self.solver_status}", details)
 
 
 def minimise_deviation(
@@ -40,27 +128,319 @@ def minimise_deviation(
     n = len(prices)
     if n == 0:
         return MilpSolution((), 0.0, "Optimal")
-    solver = _solver(time_limit)
-    price = np.array([float(p) for p in prices])
-    _add_columns(solver, lows, highs)
-    _add_rows(solver, price, np.array([float(t) for t in targets]), float(budget))
-    if start is not None:
-        solver.setSolution(n, np.arange(n, dtype=np.int32), np.array(start, dtype=np.float64))
-    solver.run()
-    status = solver.getModelStatus()
-    name = solver.modelStatusToString(status)
-    if status == highspy.HighsModelStatus.kTimeLimit:
+    model = _Builder()
+    units = [model.column(lo, hi, integer=True) for lo, hi in zip(lows, highs, strict=True)]
+    deviations = []
+    for u, price, target in zip(units, prices, targets, strict=True):
+        d = model.column(0, highspy.kHighsInf)
+        deviations.append(d)
+        model.row(float(target), highspy.kHighsInf, [(d, 1.0), (u, float(price))])
+        model.row(-float(target), highspy.kHighsInf, [(d, 1.0), (u, -float(price))])
+    model.row(
+        -highspy.kHighsInf,
+        float(budget),
+        [(u, float(p)) for u, p in zip(units, prices, strict=True)],
+    )
+    begin = None if start is None else dict(zip(units, map(float, start), strict=True))
+    built = model.build(cost=dict.fromkeys(deviations, 1.0), start=begin)
+    outcome = _run(built, time.monotonic() + time_limit)
+    if outcome.kind == "time_limit":
         raise SolverTimeout(
             f"the MILP solver passed its time limit of {time_limit:.1f} s",
-            {"solver_status": name},
+            {"solver_status": outcome.solver_status},
         )
-    if status != highspy.HighsModelStatus.kOptimal:
+    if outcome.kind != "optimal" or outcome.values is None:
         raise OptimizationFailed(
-            f"the MILP solver found no optimum: {name}", {"solver_status": name}
+            f"the MILP solver found no optimum: {outcome.solver_status}",
+            {"solver_status": outcome.solver_status},
         )
-    values = solver.getSolution().col_value[:n]
-    quantities = tuple(round(v) for v in values)
-    return MilpSolution(quantities, solver.getInfo().objective_function_value, name)
+    quantities = tuple(round(v) for v in outcome.values[:n])
+    assert outcome.objective is not None
+    return MilpSolution(quantities, outcome.objective, outcome.solver_status)
+
+
+# --- the policy formulation -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Security:
+    """One security of the union, its data exact."""
+
+    security_id: str
+    held: int
+    price: Fraction
+    target: Fraction
+    goal: Fraction
+    floor: Fraction
+    ceiling: Fraction
+    lot: int
+    least: int
+    """The fewest lots an order may be (0 when orders are not sized)."""
+    low: int
+    high: int
+    """u's bounds from u ≥ 0, the restrictions, the strict band and the cash row."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Rebalance:
+    """The problem restated exactly; `budget` is V - R, what the quantities may be worth."""
+
+    securities: tuple[_Security, ...]
+    value: Fraction
+    budget: Fraction
+    best_effort: bool
+
+
+def solve_policy_milp(problem: "RebalanceProblem", *, time_limit: float) -> PolicyMilpSolution:
+    """The rebalance with its policy, as a MILP solved by HiGHS (see the module docstring)."""
+    deadline = time.monotonic() + time_limit
+    mode = problem.policy.mode
+    if mode != "bands":
+        return _solve_mode(problem, mode, deadline)
+    kept = _solve_mode(problem, "bands", deadline)
+    if kept.status != "infeasible":
+        return kept
+    return _solve_mode(problem, "full", deadline)
+
+
+def _solve_mode(problem: "RebalanceProblem", mode: str, deadline: float) -> PolicyMilpSolution:
+    rebalance = _restate(problem, fix_in_band=mode == "bands")
+    if rebalance is None:
+        return PolicyMilpSolution(None, "infeasible", mode, "infeasible before solving")
+    if not rebalance.securities:
+        return PolicyMilpSolution({}, "optimal", mode, "Optimal", Fraction(0), Fraction(0))
+    if any(s.low > s.high for s in rebalance.securities):
+        return PolicyMilpSolution(None, "infeasible", mode, "empty bounds before solving")
+    model, units, deviations, breaches = _formulate(rebalance)
+    start: dict[int, float] | None = None
+    if rebalance.best_effort:
+        first = _run(model.build(cost=dict.fromkeys(breaches, 1.0)), deadline)
+        if first.kind != "optimal" or first.values is None or first.objective is None:
+            return _unsolved(rebalance, units, first, mode)
+        model.row(-highspy.kHighsInf, first.objective + OUTSIDE_SLACK, [(o, 1.0) for o in breaches])
+        start = dict(enumerate(map(float, first.values)))
+    outcome = _run(model.build(cost=dict.fromkeys(deviations, 1.0), start=start), deadline)
+    if outcome.kind != "optimal" or outcome.values is None:
+        return _unsolved(rebalance, units, outcome, mode)
+    return _answer(rebalance, units, outcome, mode, "optimal")
+
+
+def _unsolved(
+    rebalance: _Rebalance, units: list[int], outcome: "_Outcome", mode: str
+) -> PolicyMilpSolution:
+    if outcome.kind == "time_limit" and outcome.values is not None:
+        return _answer(rebalance, units, outcome, mode, "time_limit")
+    return PolicyMilpSolution(None, outcome.kind, mode, outcome.solver_status)
+
+
+def _answer(
+    rebalance: _Rebalance, units: list[int], outcome: "_Outcome", mode: str, status: Status
+) -> PolicyMilpSolution:
+    assert outcome.values is not None
+    quantities = [round(outcome.values[u]) for u in units]
+    securities = rebalance.securities
+    inside = all(s.low <= u <= s.high for s, u in zip(securities, quantities, strict=True))
+    spent = sum(s.price * u for s, u in zip(securities, quantities, strict=True))
+    if not inside or spent > rebalance.budget:
+        return PolicyMilpSolution(None, "failed", mode, f"{outcome.solver_status}, inexact")
+    outside = Fraction(0)
+    if rebalance.best_effort:
+        outside = sum(
+            (_outside(s, s.price * u) for s, u in zip(securities, quantities, strict=True)),
+            Fraction(0),
+        )
+    deviation = sum(
+        (abs(s.goal - s.price * u) for s, u in zip(securities, quantities, strict=True)),
+        Fraction(0),
+    )
+    by_id = {s.security_id: u for s, u in zip(securities, quantities, strict=True)}
+    return PolicyMilpSolution(by_id, status, mode, outcome.solver_status, outside, deviation)
+
+
+def _outside(security: _Security, amount: Fraction) -> Fraction:
+    return max(Fraction(0), security.floor - amount, amount - security.ceiling)
+
+
+def _restate(problem: "RebalanceProblem", *, fix_in_band: bool) -> _Rebalance | None:
+    """The problem's data exactly, with each u's bounds; None when the withdrawal or the
+    reserve leaves less than nothing to invest."""
+    policy = problem.policy
+    model = {p.security_id: p for p in problem.positions}
+    ids = [*model, *sorted(s for s in problem.holdings if s not in model)]
+    price = {s: Fraction(problem.prices[s]) for s in ids}
+    held = {s: problem.holdings.get(s, 0) for s in ids}
+    mv = Fraction(problem.cash) + sum(held[s] * price[s] for s in ids)
+    withdraw = Fraction(policy.withdraw)
+    if withdraw > mv:
+        return None
+    value = mv - withdraw
+    budget = value - max(Fraction(policy.min_cash), Fraction(policy.min_cash_fraction) * value)
+    if budget < 0:
+        return None
+    strict = policy.bands == "strict"
+    securities = []
+    for s in ids:
+        position = model.get(s)
+        target = Fraction(position.target) if position else Fraction(0)
+        low_drift = Fraction(position.low_drift) if position else Fraction(0)
+        high_drift = Fraction(position.high_drift) if position else Fraction(0)
+        p, h = price[s], held[s]
+        band_floor = value * max(target - low_drift, Fraction(0))
+        band_ceiling = value * (target + high_drift)
+        low, high = 0, floor(budget / p)
+        if not policy.may_buy(s):
+            high = min(high, h)
+        if not policy.may_sell(s):
+            low = max(low, h)
+        if fix_in_band and target > 0 and band_floor <= h * p <= band_ceiling:
+            low, high = max(low, h), min(high, h)
+        if strict:
+            low, high = max(low, ceil(band_floor / p)), min(high, floor(band_ceiling / p))
+        lot = policy.lot(s)
+        shares = max(policy.min_trade_quantity, ceil(Fraction(policy.min_trade_value) / p))
+        least = max(1, ceil(shares / lot)) if lot > 1 or shares > 1 else 0
+        securities.append(
+            _Security(
+                s, h, p, target, value * target, band_floor, band_ceiling, lot, least, low, high
+            )
+        )
+    return _Rebalance(tuple(securities), value, budget, not strict)
+
+
+def _formulate(rebalance: _Rebalance) -> tuple["_Builder", list[int], list[int], list[int]]:
+    """The model without costs, and the columns of u, d and (best effort) o."""
+    inf = highspy.kHighsInf
+    scale = float(max(rebalance.value, Fraction(1)))
+    model = _Builder()
+    units, deviations, breaches = [], [], []
+    for s in rebalance.securities:
+        u = model.column(s.low, s.high, integer=True)
+        units.append(u)
+        if s.least:
+            _size(model, s, u)
+        price = float(s.price) / scale
+        d = model.column(0, inf)
+        deviations.append(d)
+        goal = float(s.goal) / scale
+        model.row(goal, inf, [(d, 1.0), (u, price)])
+        model.row(-goal, inf, [(d, 1.0), (u, -price)])
+        if rebalance.best_effort:
+            o = model.column(0, inf)
+            breaches.append(o)
+            model.row(float(s.floor) / scale, inf, [(o, 1.0), (u, price)])
+            model.row(-float(s.ceiling) / scale, inf, [(o, 1.0), (u, -price)])
+    unit = lcm(*(s.price.denominator for s in rebalance.securities))
+    budget = floor(rebalance.budget * unit) + 0.5
+    cash = [(u, float(s.price * unit)) for u, s in zip(units, rebalance.securities, strict=True)]
+    model.row(-inf, budget, cash)
+    return model, units, deviations, breaches
+
+
+def _size(model: "_Builder", s: _Security, u: int) -> None:
+    """u = h + L·k_b - L·k_s - h·z with at most one of buy b, sell s, close z (see above)."""
+    most_bought = max(s.high - s.held, 0) // s.lot
+    most_sold = max(s.held - s.low, 0) // s.lot
+    entries: list[tuple[int, float]] = [(u, 1.0)]
+    choices: list[tuple[int, float]] = []
+    for most, sign in ((most_bought, -1.0), (most_sold, 1.0)):
+        if most >= s.least:
+            chosen = model.column(0, 1, integer=True)
+            lots = model.column(0, most, integer=True)
+            model.row(0, highspy.kHighsInf, [(lots, 1.0), (chosen, -float(s.least))])
+            model.row(-highspy.kHighsInf, 0, [(lots, 1.0), (chosen, -float(most))])
+            entries.append((lots, sign * s.lot))
+            choices.append((chosen, 1.0))
+    if s.held != 0 and s.low == 0:
+        close = model.column(0, 1, integer=True)
+        entries.append((close, float(s.held)))
+        choices.append((close, 1.0))
+    if choices:
+        model.row(-highspy.kHighsInf, 1, choices)
+    model.row(s.held, s.held, entries)
+
+
+# --- building and running a model -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Milp:
+    """A MILP in HiGHS's arrays: columns with cost and bounds, rows row-wise."""
+
+    cost: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    integer: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    starts: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+    start: tuple[np.ndarray, np.ndarray] | None = None
+    """A start: column indices and their values (HiGHS completes the others)."""
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass
+class _Builder:
+    lower: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+    integer: list[int] = field(default_factory=list)
+    row_lower: list[float] = field(default_factory=list)
+    row_upper: list[float] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+    def column(self, lower: float, upper: float, *, integer: bool = False) -> int:
+        self.lower.append(lower)
+        self.upper.append(upper)
+        if integer:
+            self.integer.append(len(self.lower) - 1)
+        return len(self.lower) - 1
+
+    def row(self, lower: float, upper: float, entries: Sequence[tuple[int, float]]) -> None:
+        self.row_lower.append(lower)
+        self.row_upper.append(upper)
+        self.starts.append(len(self.indices))
+        self.indices.extend(column for column, _ in entries)
+        self.values.extend(value for _, value in entries)
+
+    def build(
+        self,
+        *,
+        cost: Mapping[int, float] | None = None,
+        start: Mapping[int, float] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> _Milp:
+        costs = np.zeros(len(self.lower))
+        for column, value in (cost or {}).items():
+            costs[column] = value
+        return _Milp(
+            costs,
+            np.array(self.lower, dtype=np.float64),
+            np.array(self.upper, dtype=np.float64),
+            np.array(self.integer, dtype=np.int32),
+            np.array(self.row_lower, dtype=np.float64),
+            np.array(self.row_upper, dtype=np.float64),
+            np.array(self.starts, dtype=np.int32),
+            np.array(self.indices, dtype=np.int32),
+            np.array(self.values, dtype=np.float64),
+            None
+            if start is None
+            else (
+                np.array(list(start), dtype=np.int32),
+                np.array(list(start.values()), dtype=np.float64),
+            ),
+            tuple((options or {}).items()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    kind: Status
+    solver_status: str
+    objective: float | None = None
+    values: np.ndarray | None = None
 
 
 def _solver(time_limit: float) -> highspy.Highs:
@@ -72,34 +452,159 @@ def _solver(time_limit: float) -> highspy.Highs:
     return solver
 
 
-def _add_columns(solver: highspy.Highs, lows: Sequence[int], highs: Sequence[int]) -> None:
-    n = len(lows)
-    inf = highspy.kHighsInf
+_KINDS: dict[highspy.HighsModelStatus, Status] = {
+    highspy.HighsModelStatus.kOptimal: "optimal",
+    highspy.HighsModelStatus.kInfeasible: "infeasible",
+    # Every column is bounded or has a cost ≥ 0 that is minimised: never unbounded.
+    highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible",
+    highspy.HighsModelStatus.kTimeLimit: "time_limit",
+    highspy.HighsModelStatus.kInterrupt: "time_limit",
+}
+
+
+def _solve_here(model: _Milp, deadline: float) -> _Outcome:
+    """One HiGHS run in this process, interrupted at the deadline where HiGHS checks."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return _Outcome("time_limit", "time_limit")
+    solver = _solver(remaining)
+    for name, value in model.options:
+        solver.setOptionValue(name, value)
+    n = len(model.cost)
     no_entries = np.zeros(0, dtype=np.int32)
-    lower = np.concatenate([np.array(lows, dtype=np.float64), np.zeros(n)])
-    upper = np.concatenate([np.array(highs, dtype=np.float64), np.full(n, inf)])
-    costs = np.concatenate([np.zeros(n), np.ones(n)])
-    starts = np.zeros(2 * n, dtype=np.int32)
-    solver.addCols(2 * n, costs, lower, upper, 0, starts, no_entries, np.zeros(0))
-    solver.changeColsIntegrality(
-        n,
-        np.arange(n, dtype=np.int32),
-        np.full(n, int(highspy.HighsVarType.kInteger), dtype=np.uint8),
+    solver.addCols(
+        n, model.cost, model.lower, model.upper, 0, np.zeros(n, np.int32), no_entries, np.zeros(0)
     )
+    if len(model.integer):
+        kinds = np.full(len(model.integer), int(highspy.HighsVarType.kInteger), dtype=np.uint8)
+        solver.changeColsIntegrality(len(model.integer), model.integer, kinds)
+    if len(model.row_lower):
+        solver.addRows(
+            len(model.row_lower),
+            model.row_lower,
+            model.row_upper,
+            len(model.indices),
+            model.starts,
+            model.indices,
+            model.values,
+        )
+    if model.start is not None:
+        columns, start = model.start
+        solver.setSolution(len(columns), columns, start)
+
+    def interrupt(event: Any) -> None:
+        if time.monotonic() >= deadline:
+            event.interrupt()
+
+    solver.cbMipInterrupt += interrupt
+    solver.run()
+    status = solver.getModelStatus()
+    name = solver.modelStatusToString(status)
+    kind = _KINDS.get(status, "failed")
+    info = solver.getInfo()
+    values = None
+    if info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible:
+        values = np.array(solver.getSolution().col_value[:n])
+    objective = info.objective_function_value if values is not None else None
+    return _Outcome(kind, name, objective, values)
 
 
-def _add_rows(solver: highspy.Highs, price: np.ndarray, target: np.ndarray, budget: float) -> None:
-    """Rows 2i and 2i+1 bound d_i from both sides; the last row is the budget."""
-    n = len(price)
-    inf = highspy.kHighsInf
-    units = np.arange(n, dtype=np.int32)
-    deviations = units + n
-    indices = np.column_stack([deviations, units, deviations, units]).ravel()
-    values = np.column_stack([np.ones(n), price, np.ones(n), -price]).ravel()
-    lower = np.column_stack([target, -target]).ravel()
-    upper = np.full(2 * n, inf)
-    starts = np.arange(0, 4 * n, 2, dtype=np.int32)
-    solver.addRows(2 * n, lower, upper, 4 * n, starts, indices.astype(np.int32), values)
-    solver.addRows(
-        1, np.array([-inf]), np.array([budget]), n, np.zeros(1, dtype=np.int32), units, price
-    )
+class _Worker:
+    """A spawned process that solves the models it is sent, one at a time."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.connection, theirs = context.Pipe()
+        self.process = context.Process(
+            target=_serve, args=(theirs,), name="highs-worker", daemon=True
+        )
+        self.process.start()
+        theirs.close()
+        self.ready = False
+
+    def wait_ready(self, deadline: float) -> bool:
+        if not self.ready and self.connection.poll(max(deadline - time.monotonic(), 0)):
+            self.connection.recv()
+            self.ready = True
+        return self.ready
+
+    def solve(self, model: _Milp, deadline: float) -> _Outcome | None:
+        """HiGHS's outcome, or None when the worker had to be killed (or died)."""
+        self.connection.send((model, deadline))
+        if not self.connection.poll(max(deadline + GRACE - time.monotonic(), 0)):
+            return None
+        outcome: _Outcome = self.connection.recv()
+        return outcome
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.join(1)
+        self.connection.close()
+
+
+def _serve(connection: Connection) -> None:  # pragma: no cover - runs in the worker
+    connection.send("ready")
+    while True:
+        try:
+            model, deadline = connection.recv()
+        except EOFError:
+            return
+        try:
+            outcome = _solve_here(model, deadline)
+        except Exception as error:
+            outcome = _Outcome("failed", f"error in the solver process: {error!r}")
+        connection.send(outcome)
+
+
+_idle: list[_Worker] = []
+_idle_owner = os.getpid()
+_idle_lock = threading.Lock()
+
+
+def _take() -> _Worker:
+    global _idle_owner
+    with _idle_lock:
+        if _idle_owner != os.getpid():  # forked: those workers belong to the parent
+            _idle.clear()
+            _idle_owner = os.getpid()
+        if _idle:
+            return _idle.pop()
+    return _Worker()
+
+
+def _give_back(worker: _Worker) -> None:
+    with _idle_lock:
+        if _idle_owner == os.getpid() and len(_idle) < IDLE_WORKERS:
+            _idle.append(worker)
+            return
+    worker.stop()
+
+
+@atexit.register
+def _stop_idle() -> None:
+    with _idle_lock:
+        workers = list(_idle) if _idle_owner == os.getpid() else []
+        _idle.clear()
+    for worker in workers:
+        worker.stop()
+
+
+def _run(model: _Milp, deadline: float) -> _Outcome:
+    """HiGHS on `model` in a worker, never past the deadline by more than about GRACE."""
+    try:
+        worker = _take()
+    except (AssertionError, OSError):  # e.g. a daemonic process, which may not have children
+        return _solve_here(model, deadline)
+    try:
+        if not worker.wait_ready(deadline) or time.monotonic() >= deadline:
+            _give_back(worker)
+            return _Outcome("time_limit", "time_limit")
+        outcome = worker.solve(model, deadline)
+    except (EOFError, OSError) as error:
+        worker.stop()
+        return _Outcome("failed", f"the solver process failed: {error!r}")
+    if outcome is None:
+        worker.stop()
+        return _Outcome("time_limit", "time_limit, solver process stopped")
+    _give_back(worker)
+    return outcome
