@@ -15,7 +15,8 @@ from pymongo import AsyncMongoClient
 from order_generation.adapters.mongo import MongoStore
 from order_generation.config import Settings
 from order_generation.domain.models import InvestmentModel, Position
-from order_generation.domain.rebalance import RebalanceProblem, solve
+from order_generation.domain.policy import DEFAULT_POLICY, Policy
+from order_generation.domain.rebalance import Breach, RebalanceProblem, solve
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 
 
@@ -239,3 +240,97 @@ async def test_a_failure_between_the_parts_of_a_portfolio_leaves_nothing(
     assert await store.list_rebalances(0, 10) == []
     assert await database["rebalances"].count_documents({}) == 0
     assert await database["rebalance_portfolios"].count_documents({}) == 0
+
+
+POLICY = Policy(
+    mode="bands",
+    min_cash=Decimal("1000.00"),
+    min_cash_fraction=Decimal("0.02"),
+    withdraw=Decimal("5000"),
+    no_buy=frozenset({"B" * 24}),
+    hold=frozenset({"H" * 24}),
+    min_trade_value=Decimal("500"),
+    min_trade_quantity=10,
+    round_lot=100,
+    round_lots={"B" * 24: 10},
+    bands="best_effort",
+)
+
+
+async def test_a_model_policy_is_stored_with_decimal128_and_reads_back(
+    store: MongoStore, database: Any
+):
+    created = await store.insert_model(InvestmentModel("with policy", policy=POLICY))
+    raw = await database["models"].find_one({"name": "with policy"})
+    assert raw["policy"]["min_cash"] == Decimal128("1000.00")
+    assert raw["policy"]["round_lots"] == {"B" * 24: 10}
+    assert created.model_id is not None
+    assert (await store.get_model(created.model_id)).policy == POLICY
+
+
+async def test_a_replace_keeps_the_stored_policy_only_when_told(store: MongoStore):
+    created = await store.insert_model(InvestmentModel("kept", policy=POLICY))
+    edited = replace(created, name="kept, renamed", policy=DEFAULT_POLICY)
+    kept = await store.replace_model(edited, keep_policy=True)
+    assert (kept.name, kept.version, kept.policy) == ("kept, renamed", 2, POLICY)
+    reset = await store.replace_model(replace(kept, policy=DEFAULT_POLICY))
+    assert (reset.version, reset.policy) == (3, DEFAULT_POLICY)
+
+
+async def test_a_model_stored_before_policies_reads_as_the_default_policy(
+    store: MongoStore, database: Any
+):
+    created = await store.insert_model(InvestmentModel("old", policy=POLICY))
+    await database["models"].update_one({"name": "old"}, {"$unset": {"policy": ""}})
+    assert created.model_id is not None
+    assert (await store.get_model(created.model_id)).policy == DEFAULT_POLICY
+
+
+def _with_breach(outcome: PortfolioOutcome) -> PortfolioOutcome:
+    """The outcome as best-effort bands would leave it: the first security outside its band."""
+    result = outcome.result
+    first = result.drifts[0]
+    breach = Breach(
+        first.security_id,
+        Decimal("100.5"),
+        Decimal("200.25"),
+        first.adjusted_market_value,
+        Decimal("100.5") - first.adjusted_market_value,
+        "no allowed quantity is inside the band",
+    )
+    drifts = (first._replace(breached=True), *result.drifts[1:])
+    applied = replace(result, policy=POLICY, mode="full", breaches=(breach,), drifts=drifts)
+    return replace(outcome, result=applied)
+
+
+async def test_a_run_keeps_the_policy_mode_status_and_breaches(store: MongoStore, database: Any):
+    outcome = _with_breach(_outcome(0, 3, 1))
+    run = RebalanceRun("m" * 24, "model", datetime.now(UTC), (outcome, _outcome(1, 2, 0)))
+    stored = await store.insert_rebalance(run)
+
+    raw = await database["rebalance_portfolios"].find_one({"index": 0})
+    assert raw["policy"]["withdraw"] == Decimal128("5000")
+    assert raw["mode"] == "full"
+    assert raw["breaches"][0]["floor"] == Decimal128("100.5")
+    assert stored.rebalance_id is not None
+    read = await store.get_rebalance(stored.rebalance_id)
+    assert read.outcomes == run.outcomes
+    [first, second] = read.succeeded
+    assert (first.result.policy, first.result.breaches) == (POLICY, outcome.result.breaches)
+    assert first.result.drifts[0].breached
+    assert not any(d.breached for d in second.result.drifts)
+
+
+async def test_a_run_stored_before_policies_reads_with_the_default_policy(
+    store: MongoStore, database: Any
+):
+    run = RebalanceRun("m" * 24, "model", datetime.now(UTC), (_outcome(0, 3, 1),))
+    stored = await store.insert_rebalance(run)
+    unset = {"$unset": {"policy": "", "mode": "", "breaches": ""}}
+    await database["rebalance_portfolios"].update_many({}, unset)
+
+    assert stored.rebalance_id is not None
+    [outcome] = (await store.get_rebalance(stored.rebalance_id)).succeeded
+    assert (outcome.result.policy, outcome.result.mode) == (DEFAULT_POLICY, "full")
+    assert outcome.result.breaches == ()
+    assert (await store.get_rebalance(stored.rebalance_id)).outcomes == run.outcomes

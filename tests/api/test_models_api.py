@@ -300,3 +300,126 @@ async def test_health_endpoints(client: httpx.AsyncClient):
     health = (await client.get("/health/health")).json()
     assert health["checks"]["mongodb"]["status"] == "ok"
     assert (await client.get("/docs")).status_code == 200
+
+
+DEFAULT_POLICY_OUT = {
+    "mode": "full",
+    "min_cash": "0",
+    "min_cash_fraction": "0",
+    "withdraw": "0",
+    "no_buy": [],
+    "no_sell": [],
+    "hold": [],
+    "min_trade_value": "0",
+    "min_trade_quantity": 0,
+    "round_lot": 1,
+    "round_lots": {},
+    "bands": "strict",
+}
+
+
+def with_policy(**policy: Any) -> dict[str, Any]:
+    """A model body whose policy names two of its own securities."""
+    body = model_body(positions=3)
+    first, second, _ = (p["security_id"] for p in body["positions"])
+    return body | {
+        "policy": {
+            "mode": "bands",
+            "minCash": "1000.00",
+            "min_cash_fraction": 0.02,
+            "withdraw": 5000,
+            "no_buy": [second],
+            "hold": [first],
+            "minTradeValue": "500",
+            "min_trade_quantity": 10,
+            "round_lot": 100,
+            "roundLots": {second: 10},
+            "bands": "best_effort",
+            **policy,
+        }
+    }
+
+
+async def test_a_model_policy_round_trips_exactly(client: httpx.AsyncClient):
+    body = with_policy()
+    first, second, _ = (p["security_id"] for p in body["positions"])
+    created = await create(client, body)
+    expected = DEFAULT_POLICY_OUT | {
+        "mode": "bands",
+        "min_cash": "1000.00",
+        "min_cash_fraction": "0.02",
+        "withdraw": "5000",
+        "no_buy": [second],
+        "hold": [first],
+        "min_trade_value": "500",
+        "min_trade_quantity": 10,
+        "round_lot": 100,
+        "round_lots": {second: 10},
+        "bands": "best_effort",
+    }
+    assert created["policy"] == expected
+    assert (await client.get(f"{API}/model/{created['model_id']}")).json() == created
+    [listed] = (await client.get(f"{API}/models")).json()
+    assert listed["policy"] == expected
+
+
+async def test_a_model_without_a_policy_has_the_default_and_fields_left_out_default(
+    client: httpx.AsyncClient,
+):
+    assert (await create(client))["policy"] == DEFAULT_POLICY_OUT
+    partial = await create(client, model_body() | {"policy": {"mode": "buy_only"}})
+    assert partial["policy"] == DEFAULT_POLICY_OUT | {"mode": "buy_only"}
+
+
+async def test_put_without_a_policy_keeps_it_and_null_resets_it(client: httpx.AsyncClient):
+    created = await create(client, with_policy())
+    url = f"{API}/model/{created['model_id']}"
+    # The portal's PUT: what it read back, without the policy it knows nothing of.
+    portal = {k: v for k, v in created.items() if k not in ("policy", "model_id")}
+    kept = (await client.put(url, json=portal | {"name": "renamed"})).json()
+    assert (kept["name"], kept["version"]) == ("renamed", 2)
+    assert kept["policy"] == created["policy"]
+
+    changed = await client.put(url, json=portal | {"version": 2, "policy": {"mode": "sell_only"}})
+    assert changed.json()["policy"] == DEFAULT_POLICY_OUT | {"mode": "sell_only"}
+    assert changed.json()["version"] == 3
+
+    reset = (await client.put(url, json=portal | {"version": 3, "policy": None})).json()
+    assert (reset["policy"], reset["version"]) == (DEFAULT_POLICY_OUT, 4)
+    assert (await client.get(url)).json() == reset
+
+
+async def test_position_and_portfolio_changes_keep_the_policy(client: httpx.AsyncClient):
+    created = await create(client, with_policy())
+    url = f"{API}/model/{created['model_id']}"
+    added = (await client.post(f"{url}/position", json=position("0.05"))).json()
+    assert added["policy"] == created["policy"]
+    more = (await client.post(f"{url}/portfolio", json={"portfolios": [entity_id("P")]})).json()
+    assert more["policy"] == created["policy"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "field"),
+    [
+        ({"max_cash": "1"}, "policy.max_cash"),
+        ({"mode": "sideways"}, "policy.mode"),
+        ({"bands": "loose"}, "policy.bands"),
+        ({"round_lot": 0}, "policy.round_lot"),
+        ({"round_lots": {"short": 10}}, "policy.round_lots"),
+        ({"min_cash": "-1"}, "policy.min_cash"),
+        ({"withdraw": "1.00000000001"}, "policy.withdraw"),
+        ({"min_cash_fraction": "1.5"}, "policy.min_cash_fraction"),
+        ({"min_trade_quantity": -1}, "policy.min_trade_quantity"),
+        ({"no_sell": ["bad id"]}, "policy.no_sell"),
+        ({"min_trade_quantity": 1.5}, "policy.min_trade_quantity"),
+    ],
+)
+async def test_a_bad_policy_is_400_naming_the_field(
+    client: httpx.AsyncClient, policy: dict[str, Any], field: str
+):
+    response = await client.post(f"{API}/models", json=model_body() | {"policy": policy})
+    assert_error(response, 400, "VALIDATION_ERROR", field)
+    created = await create(client)
+    body = created | {"policy": policy}
+    response = await client.put(f"{API}/model/{created['model_id']}", json=body)
+    assert_error(response, 400, "VALIDATION_ERROR", field)

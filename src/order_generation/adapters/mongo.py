@@ -22,7 +22,8 @@ from order_generation.domain.errors import (
     VersionConflict,
 )
 from order_generation.domain.models import InvestmentModel, Position
-from order_generation.domain.rebalance import Drift, RebalanceResult, Trade
+from order_generation.domain.policy import DEFAULT_POLICY, Policy
+from order_generation.domain.rebalance import Breach, Drift, RebalanceResult, Trade
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 
 Document = dict[str, Any]
@@ -119,12 +120,19 @@ class MongoStore:
             raise _duplicate_name(model.name) from error
         return _model_from_doc(doc | {"_id": result.inserted_id})
 
-    async def replace_model(self, model: InvestmentModel) -> InvestmentModel:
-        """Store `model` if the stored version is still `model.version`; bump the version."""
+    async def replace_model(
+        self, model: InvestmentModel, *, keep_policy: bool = False
+    ) -> InvestmentModel:
+        """Store `model` if the stored version is still `model.version`; bump the version.
+
+        With `keep_policy` the stored policy stays as it is.
+        """
         assert model.model_id is not None
         key = {"_id": object_id(model.model_id, "model_id")}
         changes = _model_doc(model)
         del changes["last_rebalance_date"]  # only rebalances set it
+        if keep_policy:
+            del changes["policy"]
         update = {"$set": changes, "$inc": {"version": 1}}
         try:
             doc = await self._models.find_one_and_update(
@@ -274,6 +282,7 @@ def _model_doc(model: InvestmentModel) -> Document:
         ],
         "portfolios": list(model.portfolios),
         "last_rebalance_date": model.last_rebalance_date,
+        "policy": model.policy.as_dict(),
     }
 
 
@@ -285,7 +294,13 @@ def _model_from_doc(doc: Document) -> InvestmentModel:
         portfolios=tuple(doc["portfolios"]),
         last_rebalance_date=doc.get("last_rebalance_date"),
         version=doc["version"],
+        policy=_policy_from_doc(doc.get("policy")),
     )
+
+
+def _policy_from_doc(doc: Document | None) -> Policy:
+    """Models and results stored before policies existed read as the default policy."""
+    return DEFAULT_POLICY if doc is None else Policy(**doc)
 
 
 def _header_doc(run: RebalanceRun) -> Document:
@@ -340,6 +355,9 @@ def _outcome_docs(
         "solver_status": result.status,
         "solver_method": result.method,
         "solve_seconds": result.solve_seconds,
+        "policy": result.policy.as_dict(),
+        "mode": result.mode,
+        "breaches": [b._asdict() for b in result.breaches],
         "positions": positions[:_POSITIONS_PER_DOCUMENT],
     }
     for part, start in enumerate(
@@ -371,6 +389,8 @@ def _outcome_from_doc(doc: Document) -> PortfolioOutcome | PortfolioFailure:
     if "error" in doc:
         return PortfolioFailure(doc["portfolio_id"], doc["error"]["code"], doc["error"]["message"])
     positions = doc["positions"]
+    breaches = tuple(Breach(**b) for b in doc.get("breaches", ()))
+    breached = {b.security_id for b in breaches}
     drifts = tuple(
         Drift(
             security_id=p["security_id"],
@@ -382,6 +402,7 @@ def _outcome_from_doc(doc: Document) -> PortfolioOutcome | PortfolioFailure:
             high_drift=p["high_drift"],
             actual=p["actual"],
             actual_drift=p["actual_drift"],
+            breached=p["security_id"] in breached,
         )
         for p in positions
     )
@@ -401,6 +422,9 @@ def _outcome_from_doc(doc: Document) -> PortfolioOutcome | PortfolioFailure:
         status=doc["solver_status"],
         method=doc["solver_method"],
         solve_seconds=doc["solve_seconds"],
+        policy=_policy_from_doc(doc.get("policy")),
+        mode=doc.get("mode", "full"),
+        breaches=breaches,
     )
     trade_date: date = doc["trade_date"].date()
     return PortfolioOutcome(doc["portfolio_id"], doc["portfolio_name"], result, trade_date)

@@ -58,7 +58,8 @@ async def create_model(body: ModelBody, service: ModelServiceDep) -> ModelOut:
 @router.put("/model/{model_id}")
 @router.put("/models/{model_id}", include_in_schema=False)
 async def update_model(model_id: str, body: ModelUpdateBody, service: ModelServiceDep) -> ModelOut:
-    return _out(await service.update(body.to_domain(model_id, body.version)))
+    model = body.to_domain(model_id, body.version)
+    return _out(await service.update(model, keep_policy=body.keeps_policy))
 
 
 @router.delete("/model/{model_id}", status_code=status.HTTP_204_NO_CONTENT)

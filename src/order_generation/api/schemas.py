@@ -3,15 +3,17 @@
 Shape only (types, required fields, precision); business rules are the domain's.
 """
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from order_generation.domain.models import InvestmentModel, Position
+from order_generation.domain.policy import DEFAULT_POLICY, Bands, Mode, Policy
 
 # MongoDB's skip is a 32-bit count on some servers; nobody pages further.
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
@@ -41,10 +43,51 @@ class PositionBody(Schema):
         return Position(self.security_id, self.target, self.low_drift, self.high_drift)
 
 
+class PolicyBody(Schema):
+    """A rebalance policy (see `domain/policy.py`); a field left out keeps the value it is
+    given over: the default in a model, the model's own in a per-request override."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Mode = DEFAULT_POLICY.mode
+    min_cash: Money = DEFAULT_POLICY.min_cash
+    min_cash_fraction: Weight = DEFAULT_POLICY.min_cash_fraction
+    withdraw: Money = DEFAULT_POLICY.withdraw
+    no_buy: list[str] = Field(default_factory=list)
+    no_sell: list[str] = Field(default_factory=list)
+    hold: list[str] = Field(default_factory=list)
+    min_trade_value: Money = DEFAULT_POLICY.min_trade_value
+    min_trade_quantity: int = DEFAULT_POLICY.min_trade_quantity
+    round_lot: int = DEFAULT_POLICY.round_lot
+    round_lots: dict[str, int] = Field(default_factory=dict)
+    bands: Bands = DEFAULT_POLICY.bands
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settings(cls, value: Any) -> Any:
+        """A domain `Policy` reads as its plain settings, id lists sorted."""
+        return value.as_dict() if isinstance(value, Policy) else value
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given, to replace the same fields of another policy."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+    def to_domain(self, over: Policy = DEFAULT_POLICY) -> Policy:
+        """The fields given over `over`'s; the domain checks the result (errors name
+        `policy.<field>`)."""
+        return replace(over, **self.changes())
+
+
+def policy_of(body: PolicyBody | None) -> Policy:
+    """A policy given with a model: the fields left out (or all, without one) are the defaults."""
+    return body.to_domain() if body else DEFAULT_POLICY
+
+
 class ModelBody(Schema):
     name: str
     positions: list[PositionBody] = []
     portfolios: list[str] = []
+    policy: PolicyBody | None = None
 
     def to_domain(self, model_id: str | None = None, version: int = 1) -> InvestmentModel:
         return InvestmentModel(
@@ -53,11 +96,18 @@ class ModelBody(Schema):
             portfolios=tuple(self.portfolios),
             model_id=model_id,
             version=version,
+            policy=policy_of(self.policy),
         )
 
 
 class ModelUpdateBody(ModelBody):
+    """`policy` left out keeps the stored policy; `"policy": null` resets it to the default."""
+
     version: Annotated[int, Field(ge=1)]
+
+    @property
+    def keeps_policy(self) -> bool:
+        return "policy" not in self.model_fields_set
 
 
 class PortfoliosBody(Schema):
@@ -71,6 +121,7 @@ class ModelOut(Schema):
     portfolios: list[str]
     last_rebalance_date: datetime | None
     version: int
+    policy: PolicyBody
 
 
 class ErrorDetail(BaseModel):

@@ -47,9 +47,11 @@ class ModelService:
         await self._check_portfolios_free(model)
         return _audited("model_created", await self._store.insert_model(model))
 
-    async def update(self, model: InvestmentModel) -> InvestmentModel:
+    async def update(self, model: InvestmentModel, *, keep_policy: bool = False) -> InvestmentModel:
+        """Replace a model; with `keep_policy` its stored policy stays (not `model.policy`)."""
         await self._check_portfolios_free(model)
-        return _audited("model_updated", await self._store.replace_model(model))
+        stored = await self._store.replace_model(model, keep_policy=keep_policy)
+        return _audited("model_updated", stored)
 
     async def delete(self, model_id: str, version: int) -> None:
         await self._store.delete_model(model_id, version)
