@@ -1,10 +1,17 @@
+import random
+import time
 from decimal import Decimal
+from fractions import Fraction
+from typing import Any
 
 import highspy
 import pytest
 
 from order_generation.domain import milp
-from order_generation.domain.errors import OptimizationFailed
+from order_generation.domain.errors import Infeasible, OptimizationFailed, SolverTimeout
+from order_generation.domain.models import Position
+from order_generation.domain.policy import Policy
+from order_generation.domain.rebalance import RebalanceProblem
 
 D = Decimal
 
@@ -39,3 +46,213 @@ def test_the_gap_is_zero_so_the_answer_is_exact() -> None:
     assert solver.getOptionValue("mip_rel_gap") == (highspy.HighsStatus.kOk, 0.0)
     assert solver.getOptionValue("mip_abs_gap") == (highspy.HighsStatus.kOk, 0.0)
     assert solver.getOptionValue("time_limit") == (highspy.HighsStatus.kOk, 5.0)
+
+
+# --- the rebalance with a policy -----------------------------------------------------------
+
+A = "A" * 24
+B = "B" * 24
+X = "X" * 24
+
+
+def problem(
+    holdings: dict[str, int] | None = None, cash: str = "1000", **policy: Any
+) -> RebalanceProblem:
+    """A: target 0.5, drifts 0.1, price 10; B: target 0.45, drifts 0.01, price 10 (only when
+    `with_b`); X: held outside the model, price 20."""
+    with_b = policy.pop("with_b", False)
+    positions = [Position(A, D("0.5"), D("0.1"), D("0.1"))]
+    if with_b:
+        positions.append(Position(B, D("0.45"), D("0.01"), D("0.01")))
+    prices = {A: D(10), B: D(10), X: D(20)}
+    return RebalanceProblem(
+        tuple(positions), holdings or {}, D(cash), prices, policy=Policy(**policy)
+    )
+
+
+def solved(rebalance: RebalanceProblem) -> milp.PolicyMilpSolution:
+    return milp.solve_policy_milp(rebalance, time_limit=10).require()
+
+
+@pytest.mark.parametrize(
+    ("holdings", "cash", "policy", "quantity", "deviation"),
+    [
+        ({}, "1000", {}, 50, 0),
+        ({}, "1000", {"round_lot": 7}, 49, 10),
+        ({}, "1000", {"round_lot": 7, "round_lots": {A: 1}}, 50, 0),
+        ({}, "1000", {"round_lots": {A: 7}}, 49, 10),
+        ({}, "1000", {"min_trade_quantity": 60}, 60, 100),
+        ({}, "1000", {"min_trade_value": D(560)}, 56, 60),
+        ({}, "1000", {"withdraw": D(200)}, 40, 0),
+        ({}, "1000", {"min_cash": D(600)}, 40, 100),
+        ({}, "1000", {"min_cash_fraction": D("0.55")}, 45, 50),
+        ({A: 80}, "200", {"mode": "sell_only"}, 50, 0),
+        ({A: 55}, "450", {"mode": "bands"}, 55, 50),
+        ({A: 55}, "450", {"hold": frozenset({A})}, 55, 50),
+        ({A: 20}, "800", {"no_sell": frozenset({A})}, 50, 0),
+        ({A: 80}, "200", {"no_buy": frozenset({A})}, 50, 0),
+        ({A: 20}, "800", {"round_lot": 7}, 48, 20),
+        ({A: 20}, "800", {"min_trade_value": D(400)}, 60, 100),
+    ],
+)
+def test_each_rule_shapes_the_optimum(
+    holdings: dict[str, int], cash: str, policy: dict[str, Any], quantity: int, deviation: int
+) -> None:
+    answer = solved(problem(holdings, cash, **policy))
+    assert answer.quantities == {A: quantity}
+    assert answer.deviation == deviation
+    assert answer.outside == 0
+
+
+def test_closing_a_position_is_allowed_whatever_the_lot() -> None:
+    answer = solved(problem({A: 50, X: 3}, "300", round_lot=10, min_trade_value=D(1000)))
+    assert answer.quantities == {A: 50, X: 0}
+
+
+@pytest.mark.parametrize(
+    ("holdings", "cash", "policy"),
+    [
+        ({}, "1000", {"min_trade_value": D(700)}),
+        ({}, "1000", {"min_cash_fraction": D("0.7")}),
+        ({}, "1000", {"withdraw": D("1000.01")}),
+        ({A: 80}, "200", {"mode": "buy_only"}),
+        ({A: 80}, "200", {"hold": frozenset({A})}),
+        ({A: 80}, "200", {"no_sell": frozenset({A})}),
+        ({A: 20}, "800", {"no_buy": frozenset({A})}),
+        ({A: 20}, "800", {"mode": "sell_only"}),
+        ({A: 20}, "800", {"round_lot": 100}),
+    ],
+)
+def test_strict_bands_with_no_allowed_quantity_are_infeasible(
+    holdings: dict[str, int], cash: str, policy: dict[str, Any]
+) -> None:
+    answer = milp.solve_policy_milp(problem(holdings, cash, **policy), time_limit=10)
+    assert answer.status == "infeasible"
+    assert answer.quantities is None
+    with pytest.raises(Infeasible):
+        answer.require()
+
+
+def test_best_effort_minimises_the_amount_outside_then_the_deviation() -> None:
+    # Trades of at least 700 leave 0 (400 short of the floor) or 70..100 shares (100+ over).
+    answer = solved(problem({}, "1000", min_trade_value=D(700), bands="best_effort"))
+    assert answer.quantities == {A: 70}
+    assert (answer.outside, answer.deviation) == (Fraction(100), Fraction(200))
+
+
+def test_best_effort_keeps_a_restricted_security_outside_its_band() -> None:
+    answer = solved(problem({A: 80, X: 7}, "60", no_sell=frozenset({X}), bands="best_effort"))
+    assert answer.quantities == {A: 50, X: 7}
+    assert answer.outside == 140
+
+
+def test_mode_bands_keeps_in_band_securities_and_trades_the_others() -> None:
+    answer = solved(problem({A: 55, X: 2}, "410", mode="bands", with_b=True))
+    assert answer.mode == "bands"
+    assert answer.quantities == {A: 55, B: 45, X: 0}
+
+
+def test_mode_bands_falls_back_to_full_when_keeping_leaves_no_answer() -> None:
+    # Keeping A at 60 leaves 400 for B, whose band starts at 440.
+    answer = solved(problem({A: 60}, "400", mode="bands", with_b=True))
+    assert answer.mode == "full"
+    assert answer.quantities == {A: 50, B: 45}
+
+
+def test_an_empty_portfolio_with_no_model_has_nothing_to_do() -> None:
+    answer = solved(RebalanceProblem((), {}, D(100), {}))
+    assert answer.quantities == {}
+    assert (answer.deviation, answer.status) == (Fraction(0), "optimal")
+
+
+def test_statuses_map_to_the_service_errors() -> None:
+    def solution(status: Any) -> milp.PolicyMilpSolution:
+        return milp.PolicyMilpSolution(None, status, "full", "HiGHS says so")
+
+    with pytest.raises(SolverTimeout) as timeout:
+        solution("time_limit").require()
+    assert timeout.value.details == {"solver_status": "HiGHS says so"}
+    with pytest.raises(Infeasible):
+        solution("infeasible").require()
+    with pytest.raises(OptimizationFailed) as failed:
+        solution("failed").require()
+    assert type(failed.value) is OptimizationFailed
+
+
+# --- HiGHS never outlasts its time limit ------------------------------------------------------
+
+
+def overrunning_model() -> milp._Milp:
+    """4y - z = 0, 8x + z = -19 in free integers (ERGO-Code/HiGHS#2226): with presolve off,
+    HiGHS 1.15.1 runs on, its interrupt checks coming ever further apart (here 29 s for a
+    5 s time limit, and its callback interrupt 4.5 s late after 3 s)."""
+    model = milp._Builder()
+    inf = highspy.kHighsInf
+    x, y, z = (model.column(-inf, inf, integer=True) for _ in range(3))
+    model.row(0, 0, [(y, 4.0), (z, -1.0)])
+    model.row(-19, -19, [(x, 8.0), (z, 1.0)])
+    return model.build(options={"presolve": "off"})
+
+
+def hard_problem() -> RebalanceProblem:
+    """150 goals of 2.5-3.6 lots each, a budget that binds: HiGHS needs far more than 1 s."""
+    rng = random.Random(1)
+    positions = tuple(
+        Position(f"S{i:023d}", D("0.005"), D("0.005"), D("0.005")) for i in range(150)
+    )
+    prices = {}
+    for p in positions:
+        lots = D(rng.randint(25, 35)) / 10 + D(rng.randint(1, 9)) / 100
+        prices[p.security_id] = (D(5000) / (5 * lots)).quantize(D("0.01"))
+    policy = Policy(bands="best_effort", round_lot=5, min_cash=D(260_000))
+    return RebalanceProblem(positions, {}, D(1_000_000), prices, policy=policy)
+
+
+def test_a_solve_that_overruns_is_stopped_at_its_deadline() -> None:
+    milp.solve_policy_milp(problem(), time_limit=10)  # a worker is ready
+    started = time.monotonic()
+    outcome = milp._run(overrunning_model(), started + 1.5)
+    took = time.monotonic() - started
+    assert outcome.kind == "time_limit"
+    assert took < 1.5 + milp.GRACE + 0.3
+    # The killed worker is replaced: the next solve answers.
+    assert solved(problem()).quantities == {A: 50}
+
+
+def test_a_hard_problem_returns_a_time_limit_status_within_its_limit() -> None:
+    milp.solve_policy_milp(problem(), time_limit=10)
+    for limit in (0.05, 0.5):
+        started = time.monotonic()
+        answer = milp.solve_policy_milp(hard_problem(), time_limit=limit)
+        assert time.monotonic() - started < limit + milp.GRACE + 0.3
+        assert answer.status == "time_limit"
+        with pytest.raises(SolverTimeout):
+            answer.require()
+
+
+def test_the_plain_problem_raises_a_timeout_past_its_limit() -> None:
+    prices = [D(p) for p in hard_problem().prices.values()]
+    with pytest.raises(SolverTimeout) as raised:
+        milp.minimise_deviation(
+            prices,
+            [D(5000)] * len(prices),
+            [0] * len(prices),
+            [20] * len(prices),
+            D(700_001),
+            time_limit=0,
+        )
+    assert raised.value.details["solver_status"].startswith("time_limit")
+
+
+def test_in_process_solves_give_the_same_answers() -> None:
+    model = milp._Builder()
+    u = model.column(0, 10, integer=True)
+    d = model.column(0, highspy.kHighsInf)
+    model.row(3.5, highspy.kHighsInf, [(d, 1.0), (u, 1.0)])
+    model.row(-3.5, highspy.kHighsInf, [(d, 1.0), (u, -1.0)])
+    built = model.build(cost={d: 1.0})
+    here = milp._solve_here(built, time.monotonic() + 5)
+    there = milp._run(built, time.monotonic() + 5)
+    assert (here.kind, there.kind) == ("optimal", "optimal")
+    assert here.objective == there.objective == pytest.approx(0.5)
+    assert milp._solve_here(built, time.monotonic() - 1).kind == "time_limit"
