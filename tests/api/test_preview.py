@@ -12,7 +12,7 @@ from order_generation.config import Settings
 from order_generation.domain.rebalance import RebalanceProblem, solve
 from tests.api.book import Book, check_orders, make_book
 from tests.api.model_factory import entity_id, model_body, position
-from tests.api.test_models_api import API, assert_error, create
+from tests.api.test_models_api import API, DEFAULT_POLICY_OUT, assert_error, create
 from tests.support.app import app_client
 from tests.support.simulator import SimulatorProcess, run_simulator
 
@@ -181,3 +181,53 @@ async def test_a_stored_model_by_id(client: httpx.AsyncClient):
         "VALIDATION_ERROR",
         "model_id",
     )
+
+
+async def test_a_preview_policy_goes_over_the_stored_model_policy(client: httpx.AsyncClient):
+    body = model_body(positions=0, portfolios=0) | {"policy": {"min_cash": "100", "round_lot": 10}}
+    model = await create(client, body)
+    preview = {"model_id": model["model_id"], "holdings": {}, "cash": "1000", "prices": {}}
+    stored_only = (await client.post(PREVIEW, json=preview)).json()
+    assert stored_only["policy"] == model["policy"]
+    response = await client.post(PREVIEW, json=preview | {"policy": {"minCash": 50}})
+    assert response.status_code == 200, response.text
+    assert response.json()["policy"] == model["policy"] | {"min_cash": "50"}
+
+
+async def test_a_preview_policy_goes_over_the_inline_model_policy(client: httpx.AsyncClient):
+    own = {"mode": "buy_only", "bands": "best_effort"}
+    body = preview_body(BOOK, REGULAR, model=inline(BOOK) | {"policy": own})
+    inline_only = (await client.post(PREVIEW, json=body)).json()
+    assert inline_only["policy"] == DEFAULT_POLICY_OUT | own
+    assert {t["transaction_type"] for t in inline_only["transactions"]} <= {"BUY"}
+    both = await client.post(PREVIEW, json=body | {"policy": {"min_cash": "10"}})
+    assert both.status_code == 200, both.text
+    assert both.json()["policy"] == DEFAULT_POLICY_OUT | own | {"min_cash": "10"}
+
+    plain = preview_body(BOOK, CASH_ONLY, model=inline(BOOK), policy={"round_lot": 5})
+    answer = (await client.post(PREVIEW, json=plain)).json()
+    assert answer["policy"] == DEFAULT_POLICY_OUT | {"round_lot": 5}
+    assert all(t["quantity"] % 5 == 0 for t in answer["transactions"])
+
+
+async def test_a_withdrawal_above_the_market_value_is_422(client: httpx.AsyncClient):
+    body = preview_body(BOOK, CASH_ONLY, model=inline(BOOK), policy={"withdraw": "2500000.01"})
+    response = await client.post(PREVIEW, json=body)
+    assert_error(response, 422, "OPTIMIZATION_FAILED", "no feasible solution")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"policy": {"round_lot": 0}}, "policy.round_lot"),
+        ({"policy": {"lot": 1}}, "policy.lot"),
+        ({"policy": {"no_buy": ["short"]}}, "policy.no_buy"),
+        ({"model": {"positions": [], "policy": {"round_lot": 0}}}, "model.policy.round_lot"),
+        ({"model": {"positions": [], "policy": {"lot": 1}}}, "model.policy.lot"),
+    ],
+)
+async def test_a_bad_policy_is_400_naming_the_field(
+    client: httpx.AsyncClient, change: dict[str, Any], field: str
+):
+    body = preview_body(BOOK, REGULAR, model=inline(BOOK)) | change
+    assert_error(await client.post(PREVIEW, json=body), 400, "VALIDATION_ERROR", field)

@@ -4,16 +4,18 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 
 from order_generation.config import Settings
 from order_generation.domain.rebalance import solve
 from order_generation.service import rebalance as rebalance_service
-from tests.api.book import EXPENSIVE, check_orders, make_book, pid
-from tests.api.test_models_api import API, assert_error
+from tests.api.book import EXPENSIVE, check_orders, make_book, pid, sid
+from tests.api.test_models_api import API, DEFAULT_POLICY_OUT, assert_error
 from tests.support.app import app_client
 from tests.support.simulator import SimulatorProcess, run_simulator
 
@@ -219,3 +221,215 @@ async def test_the_seed_readme_aliases(service: httpx.AsyncClient, simulator: Si
     await simulator.set_faults("accounting", down=True)
     alias = await service.post(f"{API}/rebalance/model/{model['model_id']}")
     assert alias.status_code == 503
+
+
+STORED_AMOUNTS = ("min_cash", "min_cash_fraction", "withdraw", "min_trade_value")
+
+
+def as_stored(policy: dict[str, Any]) -> dict[str, Any]:
+    """A policy as a stored run shows it: its amounts as JSON numbers."""
+    return policy | {name: float(policy[name]) for name in STORED_AMOUNTS}
+
+
+def market_value(portfolio_id: str) -> Decimal:
+    portfolio = BOOK.portfolio(portfolio_id)
+    if portfolio.new:
+        return Decimal(0)
+    return portfolio.cash + sum(q * BOOK.price(s) for s, q in portfolio.holdings.items())
+
+
+async def set_policy(service: httpx.AsyncClient, policy: dict[str, Any]) -> dict[str, Any]:
+    """Give the book's model a policy, as a portfolio manager would: PUT with the version."""
+    model = (await service.get(f"{API}/models")).json()[0]
+    body = {k: v for k, v in model.items() if k != "model_id"} | {"policy": policy}
+    response = await service.put(f"{API}/model/{model['model_id']}", json=body)
+    assert response.status_code == 200, response.text
+    updated: dict[str, Any] = response.json()
+    return updated
+
+
+async def test_a_plain_rebalance_shows_the_default_policy(service: httpx.AsyncClient):
+    answer = (await rebalance(service, REGULAR[0])).json()
+    assert answer["policy"] == DEFAULT_POLICY_OUT
+    assert (answer["mode"], answer["status"], answer["breaches"]) == ("full", "optimal", [])
+    assert all(d["breached"] is False for d in answer["drifts"])
+    stored = (await service.get(f"{API}/rebalance/{answer['rebalance_id']}")).json()
+    [portfolio] = stored["portfolios"]
+    assert portfolio["policy"] == as_stored(DEFAULT_POLICY_OUT)
+    assert (portfolio["mode"], portfolio["status"], portfolio["breaches"]) == (
+        "full",
+        "optimal",
+        [],
+    )
+
+
+async def test_no_body_or_an_empty_one_applies_the_model_policy(service: httpx.AsyncClient):
+    model = await set_policy(service, {"min_cash": "250.5", "bands": "best_effort"})
+    empty = {"content": b"", "headers": {"content-type": "application/json"}}
+    requests: list[dict[str, Any]] = [{}, {"json": {}}, {"json": None}, empty]
+    for request in requests:
+        response = await service.post(f"{API}/portfolio/{REGULAR[0]}/rebalance", **request)
+        assert response.status_code == 200, (request, response.text)
+        assert response.json()["policy"] == model["policy"]
+        assert Decimal(response.json()["cash_after_rebalance"]) >= Decimal("250.5")
+
+
+async def test_a_body_replaces_the_fields_it_names_and_keeps_the_others(
+    service: httpx.AsyncClient,
+):
+    model = await set_policy(
+        service, {"min_cash": "1000.50", "no_buy": [sid(3)], "bands": "best_effort"}
+    )
+    body = {"minTradeQuantity": 5, "no_buy": [sid(4)], "min_cash": 2000}
+    response = await service.post(f"{API}/portfolio/{REGULAR[0]}/rebalance", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    applied = model["policy"] | {"min_trade_quantity": 5, "no_buy": [sid(4)], "min_cash": "2000"}
+    assert answer["policy"] == applied
+    stored = (await service.get(f"{API}/rebalance/{answer['rebalance_id']}")).json()
+    [portfolio] = stored["portfolios"]
+    assert portfolio["policy"] == as_stored(applied)
+    assert (portfolio["mode"], portfolio["status"]) == (answer["mode"], answer["status"])
+
+    assert Decimal(answer["cash_after_rebalance"]) >= 2000
+    held = BOOK.portfolio(REGULAR[0]).holdings
+    for trade in answer["transactions"]:
+        closes = (
+            trade["transaction_type"] == "SELL" and trade["quantity"] == held[trade["security_id"]]
+        )
+        assert trade["quantity"] >= 5 or closes, trade
+        assert (trade["security_id"], trade["transaction_type"]) != (sid(4), "BUY")
+
+
+async def test_hold_keeps_a_quantity_and_buy_only_sells_nothing(service: httpx.AsyncClient):
+    url = f"{API}/portfolio/{REGULAR[0]}/rebalance"
+    full = (await service.post(url)).json()
+    sold = [t["security_id"] for t in full["transactions"] if t["transaction_type"] == "SELL"]
+    assert sold, "a full rebalance of this portfolio sells"
+
+    held = (await service.post(url, json={"hold": sold[:1], "bands": "best_effort"})).json()
+    drift = next(d for d in held["drifts"] if d["security_id"] == sold[0])
+    assert drift["adjusted_quantity"] == drift["original_quantity"]
+    assert sold[0] not in {t["security_id"] for t in held["transactions"]}
+
+    buying = (await service.post(url, json={"mode": "buy_only", "bands": "best_effort"})).json()
+    assert buying["policy"]["mode"] == "buy_only"
+    assert {t["transaction_type"] for t in buying["transactions"]} <= {"BUY"}
+
+
+async def test_best_effort_bands_answer_the_breaches_and_store_them(service: httpx.AsyncClient):
+    response = await service.post(
+        f"{API}/portfolio/{TOO_SMALL}/rebalance", json={"bands": "best_effort"}
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    breaches = {b["security_id"]: b for b in answer["breaches"]}
+    assert EXPENSIVE in breaches, "no whole number of $3,000 shares fits its band"
+    for drift in answer["drifts"]:
+        assert drift["breached"] is (drift["security_id"] in breaches)
+    for security_id, breach in breaches.items():
+        amount = Decimal(breach["amount"])
+        floor, ceiling = Decimal(breach["floor"]), Decimal(breach["ceiling"])
+        assert not floor <= amount <= ceiling
+        assert Decimal(breach["outside"]) == max(floor - amount, amount - ceiling)
+        assert amount == BOOK.price(security_id) * int(
+            next(d for d in answer["drifts"] if d["security_id"] == security_id)[
+                "adjusted_quantity"
+            ]
+        )
+        assert breach["reason"]
+
+    stored = (await service.get(f"{API}/rebalance/{answer['rebalance_id']}")).json()
+    [portfolio] = stored["portfolios"]
+    assert portfolio["breaches"] == [
+        b | {k: float(b[k]) for k in ("floor", "ceiling", "amount", "outside")}
+        for b in answer["breaches"]
+    ]
+
+
+async def test_a_withdrawal_above_a_market_value_fails_that_portfolio_alone(
+    service: httpx.AsyncClient,
+):
+    values = sorted(market_value(p) for p in BOOK.model["portfolios"])
+    withdraw = values[len(values) // 2]
+    model = (await service.get(f"{API}/models")).json()[0]
+    response = await service.post(
+        f"{API}/model/{model['model_id']}/rebalance", json={"withdraw": str(withdraw)}
+    )
+    assert response.status_code == 200, response.text
+    entries = response.json()
+    succeeded = [e for e in entries if "error" not in e]
+    assert succeeded
+    for entry in entries:
+        if market_value(entry["portfolio_id"]) < withdraw:
+            assert entry["error"]["code"] == "OPTIMIZATION_FAILED", entry
+    for entry in succeeded:
+        assert entry["policy"]["withdraw"] == str(withdraw)
+        assert Decimal(entry["cash_after_rebalance"]) >= withdraw
+    stored = (await service.get(f"{API}/rebalance/{entries[0]['rebalance_id']}")).json()
+    assert len(stored["portfolios"]) == len(succeeded)
+    assert len(stored["failures"]) == len(entries) - len(succeeded)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"round_lot": 0}, "policy.round_lot"),
+        ({"withdraw": -5}, "policy.withdraw"),
+        ({"hold": ["short"]}, "policy.hold"),
+        ({"maxCash": 1}, "maxCash"),
+        ({"mode": "all"}, "mode"),
+        ({"min_cash": "0.00000000001"}, "min_cash"),
+        ([1], "body"),
+    ],
+)
+async def test_a_bad_body_is_400_naming_the_field_and_stores_nothing(
+    service: httpx.AsyncClient, body: Any, field: str
+):
+    model = (await service.get(f"{API}/models")).json()[0]
+    for url in (
+        f"{API}/portfolio/{REGULAR[0]}/rebalance",
+        f"{API}/model/{model['model_id']}/rebalance",
+    ):
+        assert_error(await service.post(url, json=body), 400, "VALIDATION_ERROR", field)
+    assert (await service.get(f"{API}/rebalances")).json() == []
+
+
+async def test_the_aliases_take_a_body_too(service: httpx.AsyncClient):
+    response = await service.post(
+        f"{API}/rebalance/portfolio/{CASH_ONLY}", json={"min_cash": "100"}
+    )
+    assert response.json()["policy"]["min_cash"] == "100"
+    model = (await service.get(f"{API}/models")).json()[0]
+    alias = await service.post(f"{API}/rebalance/model/{model['model_id']}", json={"round_lot": 0})
+    assert_error(alias, 400, "VALIDATION_ERROR", "policy.round_lot")
+
+
+async def test_a_run_stored_before_policies_reads_with_the_default(
+    service: httpx.AsyncClient, settings: Settings
+):
+    answer = (await rebalance(service, REGULAR[0])).json()
+    assert settings.mongodb_url is not None
+    raw: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    unset = {"$unset": {"policy": "", "mode": "", "breaches": ""}}
+    await raw[settings.mongodb_database]["rebalance_portfolios"].update_many({}, unset)
+    await raw.close()
+    stored = (await service.get(f"{API}/rebalance/{answer['rebalance_id']}")).json()
+    [portfolio] = stored["portfolios"]
+    assert portfolio["policy"] == as_stored(DEFAULT_POLICY_OUT)
+    assert (portfolio["mode"], portfolio["breaches"]) == ("full", [])
+
+
+async def test_the_rebalance_bodies_are_in_the_openapi_document(service: httpx.AsyncClient):
+    document = (await service.get("/openapi.json")).json()
+    for path in (
+        "/api/v1/portfolio/{portfolio_id}/rebalance",
+        "/api/v1/model/{model_id}/rebalance",
+    ):
+        body = document["paths"][path]["post"]["requestBody"]
+        assert body.get("required", False) is False
+        schema = body["content"]["application/json"]["schema"]
+        assert {"$ref": "#/components/schemas/PolicyBody-Input"} in schema["anyOf"]
+    policy = document["components"]["schemas"]["PolicyBody-Input"]
+    assert policy["additionalProperties"] is False
+    assert "roundLot" in policy["properties"]

@@ -8,9 +8,16 @@ from pydantic import Field
 
 from order_generation.api.dependencies import ModelServiceDep, RebalanceServiceDep
 from order_generation.api.rebalance_schemas import RebalanceOut
-from order_generation.api.schemas import ErrorBody, Money, PositionBody, Schema
+from order_generation.api.schemas import (
+    ErrorBody,
+    Money,
+    PolicyBody,
+    PositionBody,
+    Schema,
+    policy_of,
+)
 from order_generation.domain.errors import InvalidInput
-from order_generation.domain.models import InvestmentModel, Position
+from order_generation.domain.models import InvestmentModel
 from order_generation.service.models import ModelService
 
 router = APIRouter(
@@ -29,13 +36,18 @@ class InlineModelBody(Schema):
 
     name: str = "preview"
     positions: list[PositionBody] = Field(default_factory=list)
+    policy: PolicyBody | None = None
 
 
 class PreviewBody(Schema):
-    """Exactly one of `model` and `model_id`; holdings and prices keyed by security_id."""
+    """Exactly one of `model` and `model_id`; holdings and prices keyed by security_id.
+
+    `policy` fields replace the same fields of the model's policy, as a rebalance's body does.
+    """
 
     model: InlineModelBody | None = None
     model_id: str | None = None
+    policy: PolicyBody | None = None
     portfolio_id: str | None = None
     portfolio_name: str | None = None
     holdings: dict[str, int] = Field(default_factory=dict)
@@ -48,8 +60,9 @@ async def preview_rebalance(
     body: PreviewBody, models: ModelServiceDep, service: RebalanceServiceDep
 ) -> RebalanceOut:
     """The RebalanceDTO a rebalance of these holdings would answer (rebalance_id null)."""
-    positions = await _positions(body, models)
-    result = await service.preview(positions, body.holdings, body.cash, body.prices)
+    model = await _model(body, models)
+    policy = body.policy.changes() if body.policy else None
+    result = await service.preview(model, body.holdings, body.cash, body.prices, policy)
     return RebalanceOut.of_result(
         result,
         date.today(),
@@ -60,19 +73,20 @@ async def preview_rebalance(
     )
 
 
-async def _positions(body: PreviewBody, models: ModelService) -> tuple[Position, ...]:
+async def _model(body: PreviewBody, models: ModelService) -> InvestmentModel:
     if body.model is not None and body.model_id is not None:
         raise InvalidInput("model_id", "give either an inline model or a model_id, not both")
     if body.model_id is not None:
-        return (await models.get(body.model_id)).positions
+        return await models.get(body.model_id)
     if body.model is None:
         raise InvalidInput("model", "an inline model or a model_id is required")
-    return _inline(body.model).positions
+    return _inline(body.model)
 
 
 def _inline(model: InlineModelBody) -> InvestmentModel:
     """The domain's rules, with the field named as it sits in this body."""
     try:
-        return InvestmentModel(model.name, tuple(p.to_domain() for p in model.positions))
+        positions = tuple(p.to_domain() for p in model.positions)
+        return InvestmentModel(model.name, positions, policy=policy_of(model.policy))
     except InvalidInput as error:
         raise InvalidInput(f"model.{error.field}", error.rule) from None

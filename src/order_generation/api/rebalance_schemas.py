@@ -8,8 +8,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, PlainSerializer
+from pydantic import BaseModel, Field, PlainSerializer
 
+from order_generation.api.schemas import PolicyBody
+from order_generation.domain.policy import Mode
 from order_generation.domain.rebalance import Drift, RebalanceResult, Trade
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 
@@ -32,6 +34,26 @@ class DriftOut(BaseModel):
     low_drift: Decimal
     actual: Decimal
     actual_drift: Decimal
+    breached: bool
+
+
+class BreachOut(BaseModel):
+    """A band left under best-effort bands: its floor and ceiling amounts, the amount after,
+    by how much it lies outside, and why."""
+
+    security_id: str
+    floor: Decimal
+    ceiling: Decimal
+    amount: Decimal
+    outside: Decimal
+    reason: str
+
+
+Status = Annotated[
+    str,
+    Field(description="optimal, or feasible: every constraint holds, optimality not proven"),
+]
+UsedMode = Annotated[Mode, Field(description="The mode used: full when bands fell back")]
 
 
 class FailureDetail(BaseModel):
@@ -51,6 +73,10 @@ class RebalanceOut(BaseModel):
     cash_after_rebalance: Decimal
     transactions: list[TransactionOut]
     drifts: list[DriftOut]
+    policy: PolicyBody
+    mode: UsedMode
+    status: Status
+    breaches: list[BreachOut]
 
     @classmethod
     def of(cls, run: RebalanceRun, outcome: PortfolioOutcome) -> "RebalanceOut":
@@ -98,6 +124,10 @@ class RebalanceOut(BaseModel):
                     for t in result.trades
                 ],
                 "drifts": [d._asdict() for d in result.drifts],
+                "policy": result.policy,
+                "mode": result.mode,
+                "status": result.status,
+                "breaches": [b._asdict() for b in result.breaches],
             }
         )
 
@@ -140,6 +170,22 @@ class StoredPosition(BaseModel):
     trade_date: date | None
 
 
+class StoredPolicy(PolicyBody):
+    """The policy a stored run applied, its amounts as JSON numbers."""
+
+    min_cash: Number
+    min_cash_fraction: Number
+    withdraw: Number
+    min_trade_value: Number
+
+
+class StoredBreach(BreachOut):
+    floor: Number
+    ceiling: Number
+    amount: Number
+    outside: Number
+
+
 class StoredPortfolio(BaseModel):
     portfolio_id: str
     portfolio_name: str | None
@@ -147,6 +193,10 @@ class StoredPortfolio(BaseModel):
     cash_before_rebalance: Number
     cash_after_rebalance: Number
     positions: list[StoredPosition]
+    policy: StoredPolicy
+    mode: UsedMode
+    status: Status
+    breaches: list[StoredBreach]
 
     @classmethod
     def of(cls, outcome: PortfolioOutcome) -> "StoredPortfolio":
@@ -159,6 +209,10 @@ class StoredPortfolio(BaseModel):
             cash_before_rebalance=result.cash_before,
             cash_after_rebalance=result.cash_after,
             positions=[_stored_position(d, trades, outcome.trade_date) for d in result.drifts],
+            policy=StoredPolicy.model_validate(result.policy),
+            mode=result.mode,
+            status=result.status,
+            breaches=[StoredBreach.model_validate(b._asdict()) for b in result.breaches],
         )
 
 

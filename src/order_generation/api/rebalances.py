@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -15,7 +15,7 @@ from order_generation.api.rebalance_schemas import (
     StoredRebalance,
     run_out,
 )
-from order_generation.api.schemas import ErrorBody, Offset, PortfoliosBody
+from order_generation.api.schemas import ErrorBody, Offset, PolicyBody, PortfoliosBody
 from order_generation.domain.runs import PortfolioOutcome
 
 router = APIRouter(
@@ -30,6 +30,13 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 # A request needs a few dozen event-loop turns; a streamed answer gives this many per item, so
 # a request arriving meanwhile does not wait an item's worth of work (~0.7 ms) at each turn.
 _TURNS_PER_ITEM = 4
+Override = Annotated[
+    PolicyBody | None,
+    Body(
+        description="Policy fields for this run only; they replace the same fields of the "
+        "model's policy, the others keep the model's. No body: the model's policy."
+    ),
+]
 
 
 @router.post(
@@ -40,8 +47,10 @@ _TURNS_PER_ITEM = 4
     },
 )
 @router.post("/rebalance/portfolio/{portfolio_id}", include_in_schema=False)
-async def rebalance_portfolio(portfolio_id: str, service: RebalanceServiceDep) -> RebalanceOut:
-    run = await service.rebalance_portfolio(portfolio_id)
+async def rebalance_portfolio(
+    portfolio_id: str, service: RebalanceServiceDep, policy: Override = None
+) -> RebalanceOut:
+    run = await service.rebalance_portfolio(portfolio_id, policy.changes() if policy else None)
     outcome = run.outcomes[0]
     assert isinstance(outcome, PortfolioOutcome)
     return RebalanceOut.of(run, outcome)
@@ -53,9 +62,11 @@ async def rebalance_portfolio(portfolio_id: str, service: RebalanceServiceDep) -
     responses={503: {"model": ErrorBody, "description": "A GlobeCo service is unavailable"}},
 )
 @router.post("/rebalance/model/{model_id}", include_in_schema=False)
-async def rebalance_model(model_id: str, service: RebalanceServiceDep) -> StreamingResponse:
+async def rebalance_model(
+    model_id: str, service: RebalanceServiceDep, policy: Override = None
+) -> StreamingResponse:
     """One entry per portfolio of the model; a failed portfolio carries its error."""
-    run = await service.rebalance_model(model_id)
+    run = await service.rebalance_model(model_id, policy.changes() if policy else None)
     return StreamingResponse(_json_array(run_out(run)), media_type="application/json")
 
 

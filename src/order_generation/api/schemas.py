@@ -44,8 +44,11 @@ class PositionBody(Schema):
 
 
 class PolicyBody(Schema):
-    """A rebalance policy (see `domain/policy.py`); a field left out keeps the value it is
-    given over: the default in a model, the model's own in a per-request override."""
+    """A rebalance policy: which orders a rebalance may make and what cash must remain.
+
+    A field left out keeps the value it is given over: the default in a model, the model's
+    own in a rebalance's body or a preview's `policy`.
+    """
 
     model_config = ConfigDict(extra="forbid")
 

@@ -3,12 +3,13 @@
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
+from typing import Any
 
 import structlog
 
@@ -19,7 +20,7 @@ from order_generation.adapters.pricing import PricingClient
 from order_generation.adapters.security import SecurityClient
 from order_generation.domain.errors import NotFound, Overloaded, ServiceError, UpstreamUnavailable
 from order_generation.domain.ids import check_id
-from order_generation.domain.models import InvestmentModel, Position
+from order_generation.domain.models import InvestmentModel
 from order_generation.domain.rebalance import RebalanceProblem, RebalanceResult, solve
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 from order_generation.metrics import (
@@ -36,6 +37,9 @@ NAME_WAIT_SECONDS = 1.0
 # A model rebalance reads holdings for up to this many portfolios per solver slot, so the
 # solvers never wait on a GlobeCo round trip.
 READ_AHEAD = 2
+
+PolicyChanges = Mapping[str, Any]
+"""Policy fields given with a request; they replace the same fields of the model's policy."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,9 @@ class RebalanceService:
         self._in_flight = 0
         self._executor = executor
 
-    async def rebalance_portfolio(self, portfolio_id: str) -> RebalanceRun:
+    async def rebalance_portfolio(
+        self, portfolio_id: str, policy: PolicyChanges | None = None
+    ) -> RebalanceRun:
         """Rebalance one portfolio to the model it follows; failures raise."""
         check_id(portfolio_id, "portfolio_id")
         async with self._admitted("portfolio", portfolio_id=portfolio_id) as audit:
@@ -83,10 +89,10 @@ class RebalanceService:
                 following = await self._store.models_following([portfolio_id])
                 if not following:
                     raise NotFound(f"portfolio {portfolio_id} does not follow any model")
+                model = with_policy(following[0], policy)
             except BaseException:
                 reads.discard()
                 raise
-            model = following[0]
             outcome = await self._rebalance(model, reads)
             run = await self._store.insert_rebalance(_run(model, (outcome,)))
             audit.update(
@@ -96,13 +102,16 @@ class RebalanceService:
             )
             return run
 
-    async def rebalance_model(self, model_id: str) -> RebalanceRun:
+    async def rebalance_model(
+        self, model_id: str, policy: PolicyChanges | None = None
+    ) -> RebalanceRun:
         """Rebalance every portfolio of a model in parallel; failures stay per portfolio.
 
         A GlobeCo service that stays unavailable stops the whole run (it is down for all).
         """
         async with self._admitted("model", model_id=model_id) as audit:
-            run = await self._rebalance_all(await self._store.get_model(model_id))
+            model = with_policy(await self._store.get_model(model_id), policy)
+            run = await self._rebalance_all(model)
             MODEL_REBALANCE_PORTFOLIOS.observe(len(run.outcomes))
             audit.update(
                 rebalance_id=run.rebalance_id,
@@ -165,13 +174,14 @@ class RebalanceService:
 
     async def preview(
         self,
-        positions: tuple[Position, ...],
+        model: InvestmentModel,
         holdings: dict[str, int],
         cash: Decimal,
         prices: dict[str, Decimal],
+        policy: PolicyChanges | None = None,
     ) -> RebalanceResult:
         """Solve given data exactly as a real rebalance would; no GlobeCo call, nothing stored."""
-        problem = RebalanceProblem(positions=positions, holdings=holdings, cash=cash, prices=prices)
+        problem = _problem(with_policy(model, policy), holdings, cash, prices)
         async with self._admitted("preview"):
             return await self._solve(problem)
 
@@ -194,12 +204,8 @@ class RebalanceService:
             securities = [p.security_id for p in model.positions]
             in_model = set(securities)
             securities += [s for s in holdings.quantities if s not in in_model]
-            problem = RebalanceProblem(
-                positions=model.positions,
-                holdings=holdings.quantities,
-                cash=holdings.cash,
-                prices=await self._prices(securities),
-            )
+            prices = await self._prices(securities)
+            problem = _problem(model, holdings.quantities, holdings.cash, prices)
             async with solving or contextlib.nullcontext():
                 result = await self._solve(problem)
         except BaseException:
@@ -250,6 +256,20 @@ class _Reads:
             task.cancel()
             if task.done() and not task.cancelled():
                 task.exception()
+
+
+def with_policy(model: InvestmentModel, changes: PolicyChanges | None) -> InvestmentModel:
+    """The model with `changes` over its policy; the domain checks the policy that results."""
+    return replace(model, policy=replace(model.policy, **changes)) if changes else model
+
+
+def _problem(
+    model: InvestmentModel,
+    holdings: Mapping[str, int],
+    cash: Decimal,
+    prices: Mapping[str, Decimal],
+) -> RebalanceProblem:
+    return RebalanceProblem(model.positions, holdings, cash, prices, model.policy)
 
 
 def _run(
