@@ -40,14 +40,16 @@ a model that looped for good was reported against HiGHS 1.15.1 (ERGO-Code/HiGHS#
 solve runs in a worker process (`_Worker`): HiGHS gets the time left and an interrupt
 callback at the deadline, and a worker that has not answered `GRACE` seconds after the
 deadline is killed, so a call never outlasts its time limit by more than about `GRACE`.
-Workers are spawned (never forked: the service runs threads), kept and reused, so only the
-first solve of a process pays the ~0.3 s start; a call that gives up at its deadline while its
-worker is still starting leaves the worker to start for the next call.
+Workers are fresh interpreters (never forks: the service runs threads), kept and reused, so
+only the first solve of a process pays the ~0.3 s start; a call that gives up at its deadline
+while its worker is still starting leaves the worker to start for the next call.
 """
 
 import atexit
-import multiprocessing
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -510,16 +512,27 @@ def _solve_here(model: _Milp, deadline: float) -> _Outcome:
 
 
 class _Worker:
-    """A spawned process that solves the models it is sent, one at a time."""
+    """A Python process that solves the models it is sent, one at a time.
+
+    It is a fresh interpreter (`subprocess`), not a `multiprocessing` child: those cannot be
+    started from daemonic processes, and spawning one re-imports the caller's main module.
+    It imports only this module, with the caller's `sys.path`, and talks over a socket pair
+    framed by `multiprocessing.connection`; it exits when its end of the socket closes.
+    """
 
     def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.connection, theirs = context.Pipe()
-        self.process = context.Process(
-            target=_serve, args=(theirs,), name="highs-worker", daemon=True
+        ours, theirs = socket.socketpair()
+        code = (
+            f"import sys; sys.path[:0] = {sys.path!r}; "
+            f"from order_generation.domain.milp import _serve; _serve({theirs.fileno()})"
         )
-        self.process.start()
-        theirs.close()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", code], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL
+            )
+        finally:
+            theirs.close()
+        self.connection = Connection(ours.detach())
         self.ready = False
 
     def wait_ready(self, deadline: float) -> bool:
@@ -529,7 +542,7 @@ class _Worker:
         return self.ready
 
     def solve(self, model: _Milp, deadline: float) -> _Outcome | None:
-        """HiGHS's outcome, or None when the worker had to be killed (or died)."""
+        """HiGHS's outcome, or None when the worker did not answer in time."""
         self.connection.send((model, deadline))
         if not self.connection.poll(max(deadline + GRACE - time.monotonic(), 0)):
             return None
@@ -538,11 +551,12 @@ class _Worker:
 
     def stop(self) -> None:
         self.process.kill()
-        self.process.join(1)
+        self.process.wait()
         self.connection.close()
 
 
-def _serve(connection: Connection) -> None:  # pragma: no cover - runs in the worker
+def _serve(fd: int) -> None:  # pragma: no cover - runs in the worker
+    connection = Connection(fd)
     connection.send("ready")
     while True:
         try:
@@ -593,7 +607,7 @@ def _run(model: _Milp, deadline: float) -> _Outcome:
     """HiGHS on `model` in a worker, never past the deadline by more than about GRACE."""
     try:
         worker = _take()
-    except (AssertionError, OSError):  # e.g. a daemonic process, which may not have children
+    except OSError:  # no process can be started: HiGHS here, with its own time limit
         return _solve_here(model, deadline)
     try:
         if not worker.wait_ready(deadline) or time.monotonic() >= deadline:
