@@ -5,7 +5,9 @@ Files (see the README, "Rebalance from files"):
 - portfolios: CSV with columns portfolio_id, security_id, quantity, where a row with security_id
   CASH carries the cash amount, or JSON, one object or a list of
   `{portfolio_id, portfolio_name?, cash, holdings: {security_id: quantity}}`;
-- prices: CSV with columns security_id, price, or a JSON object `{security_id: price}`.
+- prices: CSV with columns security_id, price, or a JSON object `{security_id: price}`;
+- policy (optional): JSON, a policy whose fields replace the model's; single fields given as
+  options replace those in turn.
 
 Shapes are checked here; every rule is the domain's (`InvestmentModel`, `RebalanceProblem`).
 A bad file raises `InvalidInput` whose message starts with the file, then the line (CSV) or the
@@ -14,19 +16,20 @@ JSON path, then the field.
 
 import csv
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, Any, TextIO
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from order_generation.api.schemas import ModelBody, Money, Schema
+from order_generation.api.schemas import ModelBody, Money, PolicyBody, Schema, policy_of
 from order_generation.domain.errors import InvalidInput, ServiceError
 from order_generation.domain.models import InvestmentModel
+from order_generation.domain.policy import Policy
 from order_generation.domain.rebalance import RebalanceProblem, solve
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome
 
@@ -72,9 +75,20 @@ class _Portfolio:
     held_at: dict[str, str]
 
 
-def read_batch(model_file: Path, portfolio_files: Sequence[Path], prices_file: Path) -> Batch:
-    """Every file read and every portfolio validated, or `InvalidInput` for the first problem."""
+def read_batch(
+    model_file: Path,
+    portfolio_files: Sequence[Path],
+    prices_file: Path,
+    policy_file: Path | None = None,
+    policy_options: Mapping[str, str] | None = None,
+) -> Batch:
+    """Every file read and every portfolio validated, or `InvalidInput` for the first problem.
+
+    `policy_options` are single policy fields by name, as given on the command line.
+    """
     model, position_at = read_model(model_file)
+    policy = read_policy(model.policy, policy_file, policy_options or {})
+    model = replace(model, policy=policy)
     prices, price_at = read_prices(prices_file)
     portfolios: dict[str, _Portfolio] = {}
     for path in portfolio_files:
@@ -94,12 +108,41 @@ def read_model(path: Path) -> tuple[InvestmentModel, dict[str, str]]:
     """The model, and where each position's security_id sits in the file."""
     body = _validate(path, TypeAdapter(ModelBody), _load_json(path))
     try:
-        model = InvestmentModel(body.name, tuple(p.to_domain() for p in body.positions))
+        positions = tuple(p.to_domain() for p in body.positions)
+        model = InvestmentModel(body.name, positions, policy=policy_of(body.policy))
     except InvalidInput as error:
         raise InvalidInput(f"{path}: {error.field}", error.rule) from None
     return model, {
         p.security_id: f"{path}: positions[{i}].security_id" for i, p in enumerate(body.positions)
     }
+
+
+def read_policy(policy: Policy, path: Path | None, options: Mapping[str, str]) -> Policy:
+    """`policy` with the fields of the policy file over it, then the options over those."""
+    if path is not None:
+        changes = _validate(path, TypeAdapter(PolicyBody), _load_json(path)).changes()
+        policy = _changed(policy, changes, lambda field: f"{path}: {field}")
+    try:
+        changes = PolicyBody.model_validate(options).changes()
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0])
+        given = f"{options[name]!r}: " if name in options else ""
+        raise InvalidInput(option(name), f"{given}{first['msg']}") from None
+    return _changed(policy, changes, option)
+
+
+def option(field: str) -> str:
+    """The command-line option that sets one policy field."""
+    return "--" + field.replace("_", "-")
+
+
+def _changed(policy: Policy, changes: dict[str, Any], where: Callable[[str], str]) -> Policy:
+    try:
+        return replace(policy, **changes)
+    except InvalidInput as error:
+        field = error.field.removeprefix("policy.")
+        raise InvalidInput(where(field), error.rule) from None
 
 
 def read_prices(path: Path) -> tuple[dict[str, Decimal], dict[str, str]]:
@@ -159,6 +202,7 @@ def _job(
             holdings=portfolio.holdings,
             cash=portfolio.cash,
             prices={s: prices[s] for s in universe if s in prices},
+            policy=model.policy,
         )
     except InvalidInput as error:
         kind, _, security_id = error.field.partition(".")

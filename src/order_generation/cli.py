@@ -26,6 +26,11 @@ log = structlog.get_logger(__name__)
 _CHILD_START_SECONDS = 30
 
 
+def _policy_option(text: str) -> Any:
+    """One policy field as text; it is checked with the policy, not by click."""
+    return typer.Option(help=text, rich_help_panel="Policy (over the model's)")
+
+
 @app.callback()
 def main() -> None:
     """GlobeCo Order Generation Service."""
@@ -68,10 +73,27 @@ def rebalance(
     time_limit: Annotated[
         float, typer.Option(min=0.001, help="Solver limit per portfolio, seconds.")
     ] = 30.0,
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="Policy JSON; its fields replace those of the model's policy."),
+    ] = None,
+    mode: Annotated[str | None, _policy_option("Mode: full, bands, buy_only or sell_only.")] = None,
+    bands: Annotated[str | None, _policy_option("Bands: strict or best_effort.")] = None,
+    min_cash: Annotated[
+        str | None, _policy_option("Cash each portfolio keeps after its trades.")
+    ] = None,
+    withdraw: Annotated[str | None, _policy_option("Cash taken out of each portfolio.")] = None,
+    min_trade_value: Annotated[str | None, _policy_option("Smallest order, in money.")] = None,
+    min_trade_quantity: Annotated[str | None, _policy_option("Smallest order, in shares.")] = None,
+    round_lot: Annotated[
+        str | None, _policy_option("Orders are multiples of this many shares.")
+    ] = None,
 ) -> None:
     """Rebalance portfolios from files to a model; calls no GlobeCo service, stores nothing.
 
-    Exit code 0: all rebalanced; 1: some portfolio failed (see the summary); 2: bad input.
+    The policy is the model's, with the fields of --policy over it and the single-field
+    options over those. Exit code 0: all rebalanced; 1: some portfolio failed (see the
+    summary); 2: bad input.
     """
     from time import perf_counter
 
@@ -79,9 +101,19 @@ def rebalance(
     from order_generation.batch import read_batch, solve_all
     from order_generation.domain.errors import InvalidInput
 
+    fields = {
+        "mode": mode,
+        "bands": bands,
+        "min_cash": min_cash,
+        "withdraw": withdraw,
+        "min_trade_value": min_trade_value,
+        "min_trade_quantity": min_trade_quantity,
+        "round_lot": round_lot,
+    }
+    options = {name: value for name, value in fields.items() if value is not None}
     with contextlib.ExitStack() as stack:
         try:
-            batch = read_batch(model, portfolios, prices)
+            batch = read_batch(model, portfolios, prices, policy, options)
             out = stack.enter_context(output.open("w")) if output else sys.stdout
         except InvalidInput as error:
             _fail(error.message)

@@ -117,6 +117,8 @@ def write_tables(outcomes: Sequence[Outcome], console: Console) -> None:
         else:
             console.print(_heading(outcome))
             console.print(_table(outcome))
+            for line in _breaches(outcome):
+                console.print(line, soft_wrap=True)
         console.print()
 
 
@@ -126,8 +128,20 @@ def _heading(outcome: PortfolioOutcome) -> str:
     return (
         f"{outcome.portfolio_id}{name}: market value {_money(result.market_value)}, "
         f"cash {_money(result.cash_before)} -> {_money(result.cash_after)}, "
-        f"{len(result.trades)} orders"
+        f"{len(result.trades)} orders, mode {result.mode}"
+        + (", not proven optimal" if result.status == "feasible" else "")
     )
+
+
+def _breaches(outcome: PortfolioOutcome) -> list[str]:
+    """The bands the answer leaves (best-effort bands), one line each."""
+    breaches = outcome.result.breaches
+    lines = [f"{len(breaches)} outside their bands:"] if breaches else []
+    return lines + [
+        f"  {b.security_id} holds {_money(b.amount)}, {_money(b.outside)} outside "
+        f"{_money(b.floor)} .. {_money(b.ceiling)}: {b.reason}"
+        for b in breaches
+    ]
 
 
 def _table(outcome: PortfolioOutcome) -> Table:

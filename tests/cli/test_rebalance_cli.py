@@ -147,6 +147,72 @@ def test_a_failing_portfolio_is_reported_while_the_others_complete(tmp_path: Pat
     assert "TINY failed: OPTIMIZATION_FAILED: no feasible solution" in done.stderr
 
 
+def test_the_policy_is_the_model_one_then_the_policy_file_then_the_options(tmp_path: Path):
+    model = json.loads(MODEL.read_text()) | {
+        "policy": {"min_cash": "100", "no_sell": [GME], "round_lot": 5}
+    }
+    (tmp_path / "model.json").write_text(json.dumps(model))
+    (tmp_path / "policy.json").write_text('{"roundLot": 10, "min_cash": "200", "mode": "full"}')
+    done = run(
+        tmp_path / "model.json",
+        EXAMPLES / "portfolios.json",
+        "--prices",
+        PRICES,
+        "--format",
+        "json",
+        "--policy",
+        tmp_path / "policy.json",
+        "--min-cash",
+        "500",
+        "--mode",
+        "buy_only",
+        "--bands",
+        "best_effort",
+    )
+    assert done.returncode == 0, done.stderr
+    applied = {
+        "mode": "buy_only",
+        "min_cash": "500",
+        "min_cash_fraction": "0",
+        "withdraw": "0",
+        "no_buy": [],
+        "no_sell": [GME],
+        "hold": [],
+        "min_trade_value": "0",
+        "min_trade_quantity": 0,
+        "round_lot": 10,
+        "round_lots": {},
+        "bands": "best_effort",
+    }
+    for entry in json.loads(done.stdout):
+        assert entry["policy"] == applied
+        assert entry["status"] in ("optimal", "feasible")
+        assert all(d["breached"] is False for d in entry["drifts"]) == (entry["breaches"] == [])
+        assert Decimal(entry["cash_after_rebalance"]) >= 500
+        for trade in entry["transactions"]:
+            assert trade["transaction_type"] == "BUY"
+            assert trade["quantity"] % 10 == 0
+
+
+def test_the_table_shows_the_mode_used_and_the_breaches(tmp_path: Path):
+    portfolios = tmp_path / "tiny.csv"
+    portfolios.write_text("portfolio_id,security_id,quantity\nTINY,CASH,100\n")
+    done = run(MODEL, portfolios, "--prices", PRICES, "--bands", "best_effort", "--jobs", "1")
+    assert done.returncode == 0, done.stderr
+    assert "TINY: market value 100, cash 100 -> 100, 0 orders, mode full" in done.stdout
+    assert "10 outside their bands:" in done.stdout
+    aapl = next(line for line in done.stdout.splitlines() if line.startswith(f"  {AAPL} holds"))
+    assert "holds 0.00, 10.00000 outside 10.00 .. 14.00: " in aapl
+
+
+def test_a_withdrawal_above_a_market_value_fails_that_portfolio_alone():
+    done = run(MODEL, EXAMPLES / "portfolios.json", "--prices", PRICES, "--withdraw", "150000")
+    assert done.returncode == 1, done.stderr
+    assert "3 succeeded, 1 failed" in done.stderr
+    holds_gme = "PORTFOLIO000000000000003 failed: OPTIMIZATION_FAILED: no feasible solution"
+    assert holds_gme in done.stderr
+
+
 HEADER = "portfolio_id,security_id,quantity\n"
 Case = Callable[[Path], list[object]]
 
@@ -171,6 +237,21 @@ def prices_file(name: str, text: str) -> Case:
     def case(directory: Path) -> list[object]:
         (directory / name).write_text(text)
         return [MODEL, EXAMPLES / "portfolios.csv", "--prices", directory / name]
+
+    return case
+
+
+def options(*args: object) -> Case:
+    def case(directory: Path) -> list[object]:
+        return [MODEL, EXAMPLES / "portfolios.csv", "--prices", PRICES, *args]
+
+    return case
+
+
+def policy_file(text: str) -> Case:
+    def case(directory: Path) -> list[object]:
+        (directory / "policy.json").write_text(text)
+        return options("--policy", directory / "policy.json")(directory)
 
     return case
 
@@ -207,6 +288,34 @@ BAD_FILES: dict[str, tuple[Case, list[str]]] = {
     "price that is not a number": (
         prices_file("prices.json", f'{{"{AAPL}": "abc"}}'),
         [f"prices.json: {AAPL}: Input should be a valid decimal"],
+    ),
+    "model policy breaking a rule": (
+        model_file(MODEL.read_text().replace("{", '{"policy": {"withdraw": "-1"},', 1)),
+        ["model.json: policy.withdraw: must be a decimal of at least 0"],
+    ),
+    "unknown policy field": (
+        policy_file('{"maxCash": 1}'),
+        ["policy.json: maxCash: Extra inputs are not permitted"],
+    ),
+    "policy lot of 0": (
+        policy_file(f'{{"round_lots": {{"{AAPL}": 0}}}}'),
+        [f"policy.json: round_lots.{AAPL}: must be a whole number of at least 1"],
+    ),
+    "round lot option of 0": (
+        options("--round-lot", "0"),
+        ["error: --round-lot: must be a whole number of at least 1"],
+    ),
+    "min cash option not a number": (
+        options("--min-cash", "abc"),
+        ["error: --min-cash: 'abc': Input should be a valid decimal"],
+    ),
+    "unknown mode": (
+        options("--mode", "sideways"),
+        ["error: --mode: 'sideways': Input should be 'full', 'bands', 'buy_only' or 'sell_only'"],
+    ),
+    "fractional minimum trade": (
+        options("--min-trade-quantity", "1.5"),
+        ["error: --min-trade-quantity: '1.5': Input should be a valid integer"],
     ),
 }
 
