@@ -3,10 +3,10 @@ from decimal import Decimal
 import pytest
 
 from order_generation.domain import rebalance
-from order_generation.domain.allocation import Book
 from order_generation.domain.errors import Infeasible, InvalidInput, ServiceError, SolverTimeout
 from order_generation.domain.models import Position
 from order_generation.domain.rebalance import Drift, RebalanceProblem, Trade, solve
+from order_generation.domain.terms import Term
 
 D = Decimal
 
@@ -215,7 +215,7 @@ def test_the_milp_fallback_reaches_the_same_optimum(monkeypatch: pytest.MonkeyPa
 
 
 def test_an_answer_that_breaks_a_band_is_never_returned(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Book, "nearest", lambda self: ([11], D(550)))
+    monkeypatch.setattr(Term, "nearest", lambda self, runs: 11)
     with pytest.raises(ServiceError, match="failed its exact check") as raised:
         solve(problem([position(A, "0.5", "0", "0")], {A: "50"}, cash="1000"))
     assert raised.value.status == 500

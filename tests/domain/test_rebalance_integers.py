@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from order_generation.domain import rebalance
-from order_generation.domain.allocation import EXACT, Book
 from order_generation.domain.errors import Infeasible, ServiceError
 from order_generation.domain.models import Position
 from order_generation.domain.rebalance import RebalanceProblem, RebalanceResult, Trade, solve
+from order_generation.domain.terms import EXACT, Term
 
 D = Decimal
 ZERO = D(0)
@@ -62,7 +62,7 @@ def reference(problem: RebalanceProblem, result: RebalanceResult) -> None:
                 trades.append(Trade(s, "BUY" if u > before else "SELL", abs(u - before)))
             actual = four_places(Fraction(amount) / Fraction(mv)) if mv else D("0.0000")
             drift = four_places(1 - Fraction(actual) / Fraction(w)) if w else D("0.0000")
-            assert row == (s, p, before, u, w, lo, hi, actual, drift)
+            assert row == (s, p, before, u, w, lo, hi, actual, drift, False)
             assert (str(row.actual), str(row.actual_drift)) == (str(actual), str(drift))
     assert result.trades == tuple(trades)
     assert cash_after >= 0
@@ -216,7 +216,7 @@ def test_the_exact_check_reads_every_band_even_when_the_drifts_are_wide(
 ) -> None:
     """Drifts of 0.1 pass the half-share shortcut, so only the amount's distance from the
     goal decides whether the band is read: 399 and 601 shares at 1 are outside [400, 600]."""
-    monkeypatch.setattr(Book, "nearest", lambda self: ([quantity], quantity * self.share_units[0]))
+    monkeypatch.setattr(Term, "nearest", lambda self, runs: quantity)
     problem = RebalanceProblem(
         (Position(security_id(0), D("0.5"), D("0.1"), D("0.1")),),
         {},
@@ -234,7 +234,11 @@ def test_the_exact_check_reads_every_band_even_when_the_drifts_are_wide(
 def test_the_exact_check_refuses_an_answer_that_overspends(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every single share lies in its band, but nineteen of them cost 1140 of 1000."""
     problem = binding(2)
-    monkeypatch.setattr(rebalance, "settle", lambda book, *_: ([1] * len(book.ids), True))
+    monkeypatch.setattr(
+        rebalance,
+        "_settle",
+        lambda problem, book, *_: rebalance._Answer(book, [1] * len(book.ids), "search", "optimal"),
+    )
     with pytest.raises(ServiceError, match="failed its exact check") as raised:
         solve(problem)
     assert raised.value.details["violations"] == ["the trades leave cash of -140.00, below 0"]

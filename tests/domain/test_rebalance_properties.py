@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from order_generation.domain import milp
 from order_generation.domain.errors import Infeasible
-from order_generation.domain.knapsack import Ladder, fill
+from order_generation.domain.knapsack import Ladder, Rung, fill
 from order_generation.domain.models import Position
 from order_generation.domain.rebalance import RebalanceProblem, RebalanceResult, solve
 
@@ -247,24 +247,37 @@ def test_matches_the_milp_on_problems_up_to_100_securities(
 
 @st.composite
 def knapsacks(draw: st.DrawFn) -> tuple[tuple[Ladder, ...], int]:
-    n = draw(st.integers(1, 7))
+    """Ladders of rungs of any weights whose value per unit of weight never rises."""
     ladders = []
-    for _ in range(n):
-        weight = draw(st.integers(1, 40))
-        top = draw(st.one_of(st.just(0), st.integers(1, weight - 1))) if weight > 1 else 0
-        ladders.append(Ladder(weight, draw(st.integers(0, 4)), top))
-    total = sum(ld.weight * (ld.units + (ld.top > 0)) for ld in ladders)
+    for _ in range(draw(st.integers(1, 6))):
+        rungs: list[Rung] = []
+        ratio = Fraction(draw(st.integers(1, 3)))
+        for _ in range(draw(st.integers(0, 3))):
+            weight = draw(st.integers(1, 30))
+            value = floor(weight * ratio * Fraction(draw(st.integers(1, 4)), 4))
+            ratio = Fraction(value, weight)
+            rungs.append(Rung(weight, draw(st.integers(0, 3)), value))
+        ladders.append(tuple(rungs))
+    total = sum(r.weight * r.count for ladder in ladders for r in ladder)
     return tuple(ladders), draw(st.integers(0, total))
+
+
+def climbs(ladder: Ladder) -> list[tuple[int, int]]:
+    """(weight, value) of every climb of the ladder, a rung only after the one below."""
+    found, weight, value = [(0, 0)], 0, 0
+    for rung in ladder:
+        for _ in range(rung.count):
+            weight, value = weight + rung.weight, value + rung.value
+            found.append((weight, value))
+    return found
 
 
 def knapsack_optimum(ladders: tuple[Ladder, ...], capacity: int) -> int:
     """Dynamic programme over capacity, one ladder at a time."""
     best = [0] * (capacity + 1)
-    for ld in ladders:
-        steps = [(k * ld.weight, k * ld.weight) for k in range(ld.units + 1)]
-        if ld.top:
-            steps.append(((ld.units + 1) * ld.weight, ld.units * ld.weight + ld.top))
-        best = [max(best[c - w] + v for w, v in steps if w <= c) for c in range(capacity + 1)]
+    for ladder in ladders:
+        options = climbs(ladder)
+        best = [max(best[c - w] + v for w, v in options if w <= c) for c in range(capacity + 1)]
     return best[capacity]
 
 
@@ -275,6 +288,13 @@ def test_the_search_matches_a_dynamic_programme(knapsack: tuple[tuple[Ladder, ..
     found = fill(ladders, capacity, deadline=float("inf"), node_limit=10**9)
     assert found.proven
     assert found.value == knapsack_optimum(ladders, capacity)
-    shares = found.shares
-    assert all(0 <= k <= ld.units + (ld.top > 0) for k, ld in zip(shares, ladders, strict=True))
-    assert sum(k * ld.weight for k, ld in zip(shares, ladders, strict=True)) <= capacity
+    weight = value = 0
+    for steps, ladder in zip(found.steps, ladders, strict=True):
+        complete = True
+        for taken, rung in zip(steps, ladder, strict=True):
+            assert 0 <= taken <= rung.count
+            assert complete or taken == 0, "a rung was climbed before the one below it"
+            complete = taken == rung.count
+            weight, value = weight + taken * rung.weight, value + taken * rung.value
+    assert weight <= capacity
+    assert value == found.value

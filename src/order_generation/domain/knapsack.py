@@ -1,16 +1,21 @@
-"""Exact bounded knapsack over integer item groups: the search behind a binding rebalance.
+"""Exact knapsack over ladders of item groups: the search behind a binding rebalance.
 
-Each `Ladder` offers `units` items of value = weight (a share up to the floor of its target)
-and, optionally, one item of value `top` < weight (the share that crosses the target).
-`fill` maximises total value within a capacity by a depth-first branch and bound over the
-groups sorted by value per unit of weight, with the fractional (LP) relaxation as its bound,
-floored because values are integers. It expands a core around the break group of the greedy
-solution (after Pisinger's expknap), so a search that would have to reach far from the break
-is cut off early. A tie keeps the first optimum found, so the result depends only on the
-input order.
+Each `Ladder` is one security: the steps it may climb above its lowest allowed quantity, as
+`Rung`s of `count` equal items (`weight` cash, `value` objective gained each). Along a ladder
+the value per unit of weight never rises (the objective is convex in the quantity), and a rung
+may be climbed only once the rung below it is complete. `fill` maximises total value within a
+capacity by a depth-first branch and bound over the rungs of every ladder sorted by value per
+unit of weight, with the fractional (LP) relaxation as its bound, floored because values are
+integers. The relaxation may ignore the climbing order (it never needs it: the ratios fall
+along a ladder), the search keeps to it. It expands a core around the break rung of the
+greedy solution (after Pisinger's expknap), so a search that would have to reach far from the
+break is cut off early. A tie keeps the first optimum found, so the result depends only on
+the input order.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from fractions import Fraction
 from time import perf_counter
 
 _CHECK_EVERY = 1024
@@ -18,19 +23,22 @@ _MAX_DEPTH = 400
 
 
 @dataclass(frozen=True, slots=True)
-class Ladder:
-    """The shares one security may add above its lower bound, as knapsack items."""
+class Rung:
+    """`count` equal steps of one security, each costing `weight` and gaining `value`."""
 
     weight: int
-    units: int
-    top: int = 0
+    count: int
+    value: int
+
+
+Ladder = tuple[Rung, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Fill:
-    """Shares added per ladder, the value they reach, and whether it is proven optimal."""
+    """Steps climbed per ladder, the value they reach, and whether it is proven optimal."""
 
-    shares: tuple[int, ...]
+    steps: tuple[tuple[int, ...], ...]
     value: int
     proven: bool
     nodes: int
@@ -39,6 +47,7 @@ class Fill:
 @dataclass(frozen=True, slots=True)
 class _Group:
     ladder: int
+    rung: int
     count: int
     weight: int
     value: int
@@ -53,7 +62,7 @@ class _Proven(Exception):
 
 
 def fill(ladders: tuple[Ladder, ...], capacity: int, *, deadline: float, node_limit: int) -> Fill:
-    """Choose shares per ladder maximising total value with total weight <= capacity.
+    """Choose steps per rung maximising total value with total weight <= capacity.
 
     The search stops unproven (`Fill.proven` false, best incumbent kept) at the deadline, at
     node_limit nodes or when it would recurse too deep.
@@ -63,22 +72,24 @@ def fill(ladders: tuple[Ladder, ...], capacity: int, *, deadline: float, node_li
     groups = _groups(ladders)
     search = _Core(groups, capacity, deadline, node_limit)
     proven = search.run()
-    shares = [0] * len(ladders)
+    steps = [[0] * len(ladder) for ladder in ladders]
     for group, count in zip(groups, search.best_taken, strict=True):
-        shares[group.ladder] += count
-    return Fill(tuple(shares), search.best_value, proven, search.nodes)
+        steps[group.ladder][group.rung] = count
+    return Fill(tuple(map(tuple, steps)), search.best_value, proven, search.nodes)
 
 
 def _groups(ladders: tuple[Ladder, ...]) -> list[_Group]:
-    """Whole-value shares first (ratio 1, largest first), then crossing shares by ratio."""
-    units = [_Group(i, ld.units, ld.weight, ld.weight) for i, ld in enumerate(ladders) if ld.units]
-    units.sort(key=lambda g: (-g.weight, g.ladder))
-    tops = [_Group(i, 1, ld.weight, ld.top) for i, ld in enumerate(ladders) if ld.top]
-    # Distinct ratios v/w differ by at least 1/(w1*w2), so floor(v*M/w) with M = max(w)^2
-    # orders them exactly.
-    scale = max((g.weight for g in tops), default=1) ** 2
-    tops.sort(key=lambda g: (-(g.value * scale // g.weight), g.ladder))
-    return units + tops
+    """Every rung, by value per unit of weight, falling; equal ratios by the ladder's first
+    weight (largest first), then ladder and rung, so each ladder's rungs keep their order."""
+    groups = [
+        _Group(i, r, rung.count, rung.weight, rung.value)
+        for i, ladder in enumerate(ladders)
+        for r, rung in enumerate(ladder)
+        if rung.count
+    ]
+    first = {g.ladder: g.weight for g in reversed(groups)}
+    groups.sort(key=lambda g: (-Fraction(g.value, g.weight), -first[g.ladder], g.ladder, g.rung))
+    return groups
 
 
 class _Core:
@@ -88,13 +99,17 @@ class _Core:
     group b, and searches outward from b: while the load fits it may add shares of groups
     t >= b (ratios falling), while it overflows it must remove shares of groups s <= b
     (ratios rising). The bounds price the free capacity at ratio(t), or the overflow at
-    ratio(s), so a search that needs to reach far from b is cut off early.
+    ratio(s), so a search that needs to reach far from b is cut off early. A ladder is
+    climbed in order: a group gains shares only while the rung below it is complete, and
+    loses them only while the rung above it is empty.
     """
 
     def __init__(
         self, groups: list[_Group], capacity: int, deadline: float, node_limit: int
     ) -> None:
         self.counts = [g.count for g in groups]
+        self.below = _neighbours(groups, range(len(groups)))
+        self.above = _neighbours(groups, reversed(range(len(groups))))
         self.weights = [g.weight for g in groups]
         self.values = [g.value for g in groups]
         self.capacity = capacity
@@ -152,6 +167,8 @@ class _Core:
             v, w = self.values[t], self.weights[t]
             if value + (self.capacity - weight) * v // w <= self.best_value:
                 return
+            if not self._complete(self.below[t]):
+                continue
             for k in range(1, self.counts[t] - self.greedy[t] + 1):
                 load = weight + k * w
                 if load > self.capacity and not self._may_remove(s, value + k * v, load):
@@ -165,6 +182,8 @@ class _Core:
         for s in range(first, -1, -1):
             if not self._may_remove(s, value, weight):
                 return
+            if self._taken(self.above[s]):
+                continue
             v, w = self.values[s], self.weights[s]
             for k in range(1, self.greedy[s] + 1):
                 load = weight - k * w
@@ -173,6 +192,14 @@ class _Core:
                 self.removed[s] = k
                 self._branch(s - 1, t, value - k * v, load, depth + 1)
             self.removed[s] = 0
+
+    def _taken(self, k: int | None) -> int:
+        if k is None:
+            return 0
+        return self.greedy[k] + self.added[k] - self.removed[k]
+
+    def _complete(self, k: int | None) -> bool:
+        return k is None or self._taken(k) == self.counts[k]
 
     def _may_remove(self, s: int, value: int, weight: int) -> bool:
         """Whether shedding the overflow at group s's ratio or worse can still win."""
@@ -203,3 +230,15 @@ class _Core:
             self.nodes >= self.node_limit or perf_counter() > self.deadline
         ):
             raise _Stop
+
+
+def _neighbours(groups: list[_Group], order: Iterable[int]) -> list[int | None]:
+    """Per group, the group of the same ladder met just before it in `order` (the rung below
+    it for increasing indices, the rung above for decreasing ones), or None."""
+    found: list[int | None] = [None] * len(groups)
+    last: dict[int, int] = {}
+    for k in order:
+        ladder = groups[k].ladder
+        found[k] = last.get(ladder)
+        last[ladder] = k
+    return found

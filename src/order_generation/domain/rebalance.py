@@ -1,63 +1,59 @@
 """The rebalance problem, its result, and `solve`, the one exact entry point.
 
-Notation: cash C, holdings u_i, prices p_i > 0, model weight w_i with drifts l_i and h_i
-(all three 0 for a held security the model lacks). The market value MV = C + Σ u_i·p_i is
-fixed. `solve` returns integers u'_i that minimise
+Notation: cash C, holdings h_i, prices p_i > 0, model weight w_i with drifts l_i and r_i
+(all three 0 for a held security the model lacks); the policy's withdrawal W and cash reserve
+R (`policy`). The market value MV = C + Σ h_i·p_i is fixed, and V = MV - W is what stays
+invested. `solve` returns integers u_i in the sets A_i the policy allows that minimise
 
-    PD(u') = Σ_i |MV·w_i - u'_i·p_i|
-    subject to  MV·(w_i - l_i) ≤ u'_i·p_i ≤ MV·(w_i + h_i)  and  u'_i ≥ 0  for every i,
-                cash after = MV - Σ_i u'_i·p_i ≥ 0.
+    PD(u) = Σ_i |V·w_i - u_i·p_i|
+    subject to  V·(w_i - l_i)⁺ ≤ u_i·p_i ≤ V·(w_i + r_i)  for every i   (the bands),
+                Σ_i u_i·p_i ≤ V - R                                  (the cash row),
 
-Every term is convex and piecewise linear in its own u'_i, so without the cash row the
-problem separates: n_i, the integer nearest to MV·w_i/p_i (a tie goes to the lower one),
-clipped to the band lo_i = ⌈MV·(w_i - l_i)/p_i⌉⁺ ≤ u'_i ≤ ⌊MV·(w_i + h_i)/p_i⌋, minimises
-term i. If Σ n_i·p_i ≤ MV, n is optimal. Otherwise cash binds; some optimum then has
-lo_i ≤ u'_i ≤ n_i for every i (lowering a quantity toward n_i never raises its term and
-frees cash), and over that box each share above lo_i lowers PD by p_i, except the share
-that crosses the target. What remains is a bounded knapsack, solved exactly by
-`knapsack.fill`; if that search spends half the time limit, the HiGHS MILP in `milp` gets
-the rest, starting from the search's best answer (HiGHS is exact up to its floating-point
-tolerances, so its answer is re-checked and kept only if it is feasible and better).
+or, under best-effort bands, minimise first the total amount outside the bands, then PD.
+
+Each term f_i is convex in its own u_i, so without the cash row the problem separates: the
+allowed quantity n_i nearest the goal minimises term i (`terms.Term.nearest`). If
+Σ n_i·p_i ≤ V - R, n is optimal. Otherwise cash binds; some optimum then has u_i ≤ n_i for
+every i (lowering a quantity to n_i never raises its term and frees cash), and below n_i each
+term falls as u_i rises, at a rate per dollar that never rises. Climbing from the lowest
+allowed quantities toward n is then a knapsack over one ladder per security
+(`terms.Term.ladder`), solved exactly by `knapsack.fill`. If that search spends half the time
+limit, the HiGHS MILP in `milp` gets the rest; its float answer is kept only if it passes the
+exact check and is better, and it is never called proven ("feasible", not "optimal").
+
+Mode `bands` first solves with every model security that lies in its band held fixed; when
+that has no feasible answer it solves the `full` problem, and `RebalanceResult.mode` says so.
 
 Ties are broken deterministically: of two equally near quantities the lower is taken, and
 the search keeps the first optimum it meets in a fixed order (model order, then held
 securities by id), so the same input always gives the same orders.
 
-Arithmetic is exact and in integers: `allocation.Book` reads prices, cash and targets as
-whole numbers of a power of ten (every finite `Decimal` is one), drifts only where a band
-has to be computed, and the search, the nearest quantities and the re-check of every
-constraint before the result is returned (`_report`) all work on those integers. A
-violation is a bug and raises `ServiceError`. The totals are written back as `Decimal` once,
-with the exponents `Decimal` arithmetic on the input would give them, and actual = u'·p/MV
-and actual_drift = (w - actual)/w are rounded half-even to 4 decimals by integer division.
+Arithmetic is exact and in integers: `terms.read` reads every amount as a whole number of a
+power of ten of dollars (every finite `Decimal` is one), and `_check` re-checks every rule of
+the policy on those integers before the result is returned; a violation is a bug and raises
+`ServiceError`. actual = u·p/V and actual_drift = (w - actual)/w are rounded half-even to 4
+decimals by integer division; the totals are computed in `Decimal` from the input.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
-from itertools import compress, repeat
-from operator import mul, sub
+from decimal import Decimal, localcontext
 from time import perf_counter
 from typing import Literal, NamedTuple
 
 from order_generation.domain import milp
-from order_generation.domain.allocation import (
-    EXACT,
-    TARGET_DIGITS,
-    ZERO4,
-    Book,
-    dot,
-    settle,
-    write,
-)
 from order_generation.domain.errors import Infeasible, InvalidInput, ServiceError, SolverTimeout
+from order_generation.domain.knapsack import fill
 from order_generation.domain.models import Position
 from order_generation.domain.policy import DEFAULT_POLICY, Policy
+from order_generation.domain.terms import EXACT, ZERO, Book, Run, Term, read
 
 SEARCH_SHARE = 0.5
 """The search may use this share of the time limit before the MILP takes over."""
 NODE_LIMIT = 50_000_000
 """A safety net behind SEARCH_SHARE (a million nodes take about a second)."""
+ZERO4 = Decimal("0.0000")
+_MINUS_ZERO4 = Decimal("-0.0000")
 
 
 @dataclass(frozen=True)
@@ -152,77 +148,110 @@ def solve(problem: RebalanceProblem, *, time_limit: float = 30.0) -> RebalanceRe
     millisecond per hundred securities) always completes.
     """
     started = perf_counter()
-    book = Book.of(problem.positions, problem.holdings, problem.cash, problem.prices)
-    quantities, method = _optimise(book, started + time_limit)
-    report = _report(book, quantities)
-    if report.problems:
+    deadline = started + time_limit
+    mode = problem.policy.mode
+    if mode == "bands":
+        try:
+            answer = _answer(problem, deadline, keep_in_band=True)
+        except Infeasible:
+            answer, mode = _answer(problem, deadline, keep_in_band=False), "full"
+    else:
+        answer = _answer(problem, deadline, keep_in_band=False)
+    book, quantities, method, status = answer
+    problems = _check(problem, book, quantities)
+    if problems:
         raise ServiceError(
             "internal error: the rebalance result failed its exact check",
-            {"violations": report.problems[:10]},
+            {"violations": problems[:10]},
         )
-    return RebalanceResult(
-        quantities=dict(zip(book.ids, quantities, strict=True)),
-        trades=tuple(report.trades),
-        drifts=tuple(report.drifts),
-        market_value=book.mv,
-        cash_before=book.cash,
-        cash_after=_cash_after(book, quantities, report),
-        objective=write(report.objective, book.digits, book.objective_exponent()),
-        status="optimal",
-        solve_seconds=perf_counter() - started,
-        method=method,
+    return _result(problem, book, quantities, method, status, mode, perf_counter() - started)
+
+
+class _Answer(NamedTuple):
+    book: Book
+    quantities: list[int]
+    method: str
+    status: str
+
+
+def _answer(problem: RebalanceProblem, deadline: float, *, keep_in_band: bool) -> _Answer:
+    book = read(
+        problem.positions,
+        problem.holdings,
+        problem.cash,
+        problem.prices,
+        problem.policy,
+        keep_in_band=keep_in_band,
     )
+    _check_value(problem, book)
+    strict = problem.policy.bands == "strict"
+    runs = [term.runs(book.budget, strict) for term in book.terms]
+    for sid, term, allowed in zip(book.ids, book.terms, runs, strict=True):
+        if not allowed:
+            raise _infeasible(sid, why_outside(problem, book, sid, term))
+    nearest = [term.nearest(allowed) for term, allowed in zip(book.terms, runs, strict=True)]
+    if _spent(book, nearest) <= book.budget:
+        return _Answer(book, nearest, "nearest", "optimal")
+    return _settle(problem, book, runs, nearest, deadline)
 
 
-def _optimise(book: Book, deadline: float) -> tuple[list[int], str]:
-    if book.mv_units < 0:
-        raise Infeasible(
-            f"no feasible solution exists: the market value {book.mv} is negative "
-            "(short positions outweigh cash and long holdings)",
-            {"solver_status": "infeasible", "market_value": str(book.mv)},
-        )
-    nearest, spent = book.nearest()
-    if spent <= book.whole:
-        return nearest, "nearest"
+def _settle(
+    problem: RebalanceProblem,
+    book: Book,
+    runs: list[list[Run]],
+    nearest: list[int],
+    deadline: float,
+) -> _Answer:
+    """The binding case: climb from the lowest allowed quantities toward the nearest ones."""
+    lowest = [allowed[0].first for allowed in runs]
+    capacity = book.budget - _spent(book, lowest)
+    if capacity < 0:
+        raise _overspent(problem, book, lowest)
+    ladders = tuple(
+        term.ladder(allowed, n) for term, allowed, n in zip(book.terms, runs, nearest, strict=True)
+    )
     now = perf_counter()
-    search_deadline = now + (deadline - now) * SEARCH_SHARE
-    quantities, proven = settle(book, nearest, search_deadline, NODE_LIMIT)
-    if proven:
-        return quantities, "search"
-    return _milp_fallback(book, quantities, deadline), "milp"
+    found = fill(
+        ladders, capacity, deadline=now + (deadline - now) * SEARCH_SHARE, node_limit=NODE_LIMIT
+    )
+    quantities = [
+        base
+        + sum(count * rung.weight // term.price for count, rung in zip(steps, ladder, strict=True))
+        for term, ladder, base, steps in zip(book.terms, ladders, lowest, found.steps, strict=True)
+    ]
+    if found.proven:
+        return _Answer(book, quantities, "search", "optimal")
+    return _milp_fallback(problem, book, quantities, deadline)
 
 
-def _milp_fallback(book: Book, incumbent: list[int], deadline: float) -> list[int]:
-    """HiGHS from the search's incumbent; its float answer counts only if it checks out."""
-    best = _report(book, incumbent).objective
-    securities = range(len(book.ids))
-    try:
-        answer = milp.minimise_deviation(
-            book.prices,
-            [book.goal_decimal(i) for i in securities],
-            [book.lowest(i) for i in securities],
-            [book.highest(i) for i in securities],
-            book.mv,
-            time_limit=_remaining(deadline, book, best),
-            start=incumbent,
-        )
-    except SolverTimeout as timeout:
-        raise _timeout(book, best, timeout.details["solver_status"]) from timeout
-    candidate = _report(book, list(answer.quantities))
-    if not candidate.problems and candidate.objective < best:
-        return list(answer.quantities)
-    return incumbent
+def _spent(book: Book, quantities: list[int]) -> int:
+    return sum(u * term.price for u, term in zip(quantities, book.terms, strict=True))
 
 
-def _remaining(deadline: float, book: Book, best: int) -> float:
+def _milp_fallback(
+    problem: RebalanceProblem, book: Book, incumbent: list[int], deadline: float
+) -> _Answer:
+    """HiGHS for the rest of the time; its float answer counts only if it checks out better."""
+    best = _objective(book, incumbent)
     remaining = deadline - perf_counter()
     if remaining <= 0:
-        raise _timeout(book, best, "time_limit")
-    return remaining
+        raise _timeout(book, incumbent, "time_limit")
+    try:
+        answer = milp.solve_policy_milp(problem, time_limit=remaining)
+    except SolverTimeout as timeout:
+        raise _timeout(book, incumbent, timeout.details["solver_status"]) from timeout
+    candidate = [answer.quantities[sid] for sid in book.ids]
+    if not _check(problem, book, candidate) and _objective(book, candidate) < best:
+        return _Answer(book, candidate, "milp", "feasible")
+    return _Answer(book, incumbent, "milp", "feasible")
 
 
-def _timeout(book: Book, best: int, status: str) -> SolverTimeout:
-    found = write(best, book.digits, book.objective_exponent())
+def _objective(book: Book, quantities: list[int]) -> int:
+    return sum(term.cost(u) for term, u in zip(book.terms, quantities, strict=True))
+
+
+def _timeout(book: Book, incumbent: list[int], status: str) -> SolverTimeout:
+    found = Decimal(_deviation(book, incumbent)).scaleb(book.exponent)
     return SolverTimeout(
         "no solution within the time limit: the search and then the MILP solver ran out of "
         "time before proving an optimum",
@@ -230,168 +259,244 @@ def _timeout(book: Book, best: int, status: str) -> SolverTimeout:
     )
 
 
-class _Report(NamedTuple):
-    """What the exact check found wrong (nothing, for a result), PD and the cash after (in the
-    book's units), whether any trade moves cash, and the rows of the result."""
-
-    problems: list[str]
-    objective: int
-    cash_after: int
-    traded: bool
-    drifts: list[Drift]
-    trades: list[Trade]
+def _deviation(book: Book, quantities: list[int]) -> int:
+    """PD in the book's units."""
+    return sum(abs(t.goal - u * t.price) for t, u in zip(book.terms, quantities, strict=True))
 
 
-_FOUR_PLACES: dict[int, Decimal] = {}
-"""n -> Decimal n·10^-4 (exponent -4): shared, immutable; bounded."""
-_FOUR_PLACES_LIMIT = 1 << 15
-_MINUS_ZERO4 = Decimal("-0.0000")
-
-
-def _four_places(n: int) -> Decimal:
-    value = Decimal(n).scaleb(-4, EXACT)
-    if len(_FOUR_PLACES) < _FOUR_PLACES_LIMIT:
-        _FOUR_PLACES[n] = value
-    return value
-
-
-def _report(book: Book, quantities: list[int]) -> _Report:
-    """Every constraint checked on `quantities` in integers, with PD, the cash after the
-    trades, a drift row per security and a trade per changed quantity.
-
-    Each quantity must be a whole number >= 0 whose amount u'·p lies in its band: proven by
-    the drift shortcut (l_i, h_i ≥ τ and the amount within `slack` of the goal) or checked
-    against the band's definition. Cash less what the trades cost must be >= 0 and equal MV
-    less what the quantities are worth.
-
-    actual = u'·p/MV and actual_drift = (w - actual)/w are rounded half-even to 4 decimals,
-    the latter from the rounded actual (0 when w is 0; actual is 0 when MV is 0). In the
-    book's units, 10^4·actual = 10^4·amount/whole and 10^4·actual_drift = (10^4·W - a·10^d)/W
-    for W = w·10^d and a = 10^4·actual.
-    """
-    if not set(map(type, quantities)) <= {int}:
-        return _Report(["a quantity is not a whole number"], 0, 0, False, [], [])
-    problems: list[str] = []
-    if quantities and min(quantities) < 0:
-        below = zip(book.ids, quantities, strict=True)
-        problems += [f"{sid}: quantity {u} is below 0" for sid, u in below if u < 0]
-    objective, rows, trades = _rows(book, quantities, problems)
-    spent = dot(quantities, book.share_units)
-    cash_after = book.cash_units - (spent - dot(book.held, book.share_units))
-    if cash_after < 0:
-        left = write(cash_after, book.digits, -book.scale)
-        problems.append(f"the trades leave cash of {left}, below 0")
-    if cash_after + spent != book.whole:
-        changed = write(cash_after + spent, book.digits, -book.scale)
-        problems.append(f"the market value changed from {book.mv} to {changed}")
-    return _Report(problems, objective, cash_after, bool(trades), rows, trades)
-
-
-def _rows(
-    book: Book, quantities: list[int], problems: list[str]
-) -> tuple[int, list[Drift], list[Trade]]:
-    """PD, drift rows and trades with Python integers; band violations go to `problems`.
-
-    When w has 4 decimals and the amount is within whole/(2·10^4) of the goal, 10^4·actual
-    rounds to 10^4·w and actual_drift is 0 (`Book.fours`): only the other rows divide.
-    """
-    n = len(quantities)
-    gaps = list(map(abs, map(sub, map(mul, quantities, book.share_units), book.goals)))
-    if gaps and max(gaps) > book.slack:
-        _check_bands(
-            book, quantities, list(compress(range(n), map(book.slack.__lt__, gaps))), problems
+def _check_value(problem: RebalanceProblem, book: Book) -> None:
+    policy = problem.policy
+    if book.market_value < 0:
+        raise Infeasible(
+            f"no feasible solution exists: the market value {book.market_value} is negative "
+            "(short positions outweigh cash and long holdings)",
+            {"solver_status": "infeasible", "market_value": str(book.market_value)},
         )
+    if book.budget < 0:
+        raise Infeasible(
+            f"no feasible solution exists: the withdrawal {policy.withdraw} and the cash "
+            f"reserve {book.reserve} need more than the market value {book.market_value}",
+            {"solver_status": "infeasible", "market_value": str(book.market_value)},
+        )
+
+
+def _infeasible(security_id: str, reason: str) -> Infeasible:
+    return Infeasible(
+        f"no feasible solution exists: security {security_id} {reason}",
+        {"solver_status": "infeasible", "security_id": security_id, "reason": reason},
+    )
+
+
+def _overspent(problem: RebalanceProblem, book: Book, lowest: list[int]) -> Infeasible:
+    with localcontext(EXACT):
+        cost = sum([u * problem.prices[sid] for sid, u in zip(book.ids, lowest, strict=True)], ZERO)
+    room = Decimal(book.budget).scaleb(book.exponent)
+    if book.reserve or problem.policy.withdraw:
+        where = f"the {room} left after the withdrawal and the cash reserve"
     else:
-        _check_bands(book, quantities, [], problems)
-    whole = book.whole
-    actuals: list[Decimal | None] = list(book.fours)
-    drifts = [ZERO4] * n
-    if whole > 0:
-        near = (whole - 1) // 20_000
-        divide = list(compress(range(n), map(near.__lt__, gaps)))
-        if book.weight_digits > TARGET_DIGITS:  # a target may have more than 4 decimals
-            divide = sorted({*divide, *(i for i, x in enumerate(book.fours) if x is None)})
-    else:
-        divide = list(range(n))
-    one = 10**book.weight_digits
-    four = _FOUR_PLACES.get
-    for i in divide:
-        if whole > 0:
-            a, rest = divmod(quantities[i] * book.share_units[i] * 10_000, whole)
-            rest += rest
-            if rest > whole or (rest == whole and a & 1):
-                a += 1
-        else:
-            a = 0
-        actual = four(a)
-        actuals[i] = _four_places(a) if actual is None else actual
-        weight = book.target_units[i]
-        drifts[i] = _drift(weight, a, one) if weight else ZERO4
-    rows = drift_rows(book, quantities, actuals, drifts)
-    new = tuple.__new__
-    trades = [
-        new(Trade, (sid, "BUY", u - b)) if u > b else new(Trade, (sid, "SELL", b - u))
-        for sid, b, u in zip(book.ids, book.held, quantities, strict=True)
-        if u != b
+        where = f"the market value {book.market_value}"
+    return Infeasible(
+        f"no feasible solution exists: the lower bounds alone cost {cost}, more than {where}",
+        {"solver_status": "infeasible", "market_value": str(book.market_value)},
+    )
+
+
+def why_outside(problem: RebalanceProblem, book: Book, security_id: str, term: Term) -> str:
+    """Why security i has no allowed quantity inside its band, or, when it has one, that the
+    cash row kept it out."""
+    price = problem.prices[security_id]
+    floor, ceiling = _band(problem, book, security_id)
+    lowest, highest = -(-term.floor // term.price), term.ceiling // term.price
+    if lowest > highest:
+        return f"cannot be held within its band [{floor}, {ceiling}] at price {price}"
+    if term.fixed and not term.floor <= term.held * term.price <= term.ceiling:
+        return f"is held by the policy at {term.held} shares, outside its band [{floor}, {ceiling}]"
+    if term.held < lowest and not term.may_buy:
+        return f"must be bought to reach its band [{floor}, {ceiling}], which the policy forbids"
+    if term.held > highest and not term.may_sell:
+        return f"must be sold to reach its band [{floor}, {ceiling}], which the policy forbids"
+    if not term.runs(book.budget, strict=True):
+        return (
+            f"has no order size the round lot {term.lot} and the minimum trade allow that "
+            f"lands in its band [{floor}, {ceiling}]"
+        )
+    return "is kept out of its band by the cash row (the cash reserve, the withdrawal or cash)"
+
+
+def _band(problem: RebalanceProblem, book: Book, security_id: str) -> tuple[Decimal, Decimal]:
+    """Security i's floor and ceiling amounts as `Decimal` arithmetic on the input gives them."""
+    position = next((p for p in problem.positions if p.security_id == security_id), None)
+    if position is None:
+        return ZERO, ZERO
+    w, low, high = position.target, position.low_drift, position.high_drift
+    with localcontext(EXACT):
+        value = book.market_value - problem.policy.withdraw
+        return (value * (w - low) if w > low else ZERO), value * (w + high)
+
+
+def _check(problem: RebalanceProblem, book: Book, quantities: list[int]) -> list[str]:
+    """Every rule of the problem and its policy, checked on `quantities`; what is broken."""
+    policy = problem.policy
+    strict = policy.bands == "strict"
+    problems = []
+    for sid, term, u in zip(book.ids, book.terms, quantities, strict=True):
+        h = term.held
+        if type(u) is not int or u < 0:
+            problems.append(f"{sid}: quantity {u} is not a whole number >= 0")
+            continue
+        if (u > h and not policy.may_buy(sid)) or (u < h and not policy.may_sell(sid)):
+            problems.append(f"{sid}: the policy forbids trading {h} to {u}")
+        if term.fixed and u != h:
+            problems.append(f"{sid}: kept in its band by the bands mode, but traded")
+        if u not in (h, 0) and not _sized(policy, sid, u - h, problem.prices[sid]):
+            problems.append(f"{sid}: an order of {u - h} breaks the lot or the minimum trade")
+        if strict and not term.floor <= u * term.price <= term.ceiling:
+            floor, ceiling = _band(problem, book, sid)
+            problems.append(f"{sid}: {u} shares fall outside [{floor}, {ceiling}]")
+    cash_after = _cash_after(problem, book, quantities)
+    least = policy.withdraw + book.reserve
+    if cash_after < least:
+        kept = f"the withdrawal and the reserve, {least}" if least else "0"
+        problems.append(f"the trades leave cash of {cash_after}, below {kept}")
+    return problems
+
+
+def _sized(policy: Policy, security_id: str, change: int, price: Decimal) -> bool:
+    size = abs(change)
+    return (
+        size % policy.lot(security_id) == 0
+        and size >= policy.min_trade_quantity
+        and size * price >= policy.min_trade_value
+    )
+
+
+def _cash_after(problem: RebalanceProblem, book: Book, quantities: list[int]) -> Decimal:
+    """Cash less what the trades cost, in `Decimal` (the cash itself when nothing trades)."""
+    traded = [
+        (u - term.held) * problem.prices[sid]
+        for sid, term, u in zip(book.ids, book.terms, quantities, strict=True)
+        if u != term.held
     ]
-    return sum(gaps), rows, trades
+    if not traded:
+        return problem.cash
+    with localcontext(EXACT):
+        return problem.cash - sum(traded[1:], traded[0])
 
 
-def drift_rows(
+def _result(
+    problem: RebalanceProblem,
     book: Book,
     quantities: list[int],
-    actuals: Sequence[Decimal | None],
-    drifts: Sequence[Decimal],
-) -> list[Drift]:
-    """A drift row per security of the book, in its order, from the columns `_rows` computes."""
-    columns = zip(
-        book.ids,
-        book.prices,
-        book.held,
-        quantities,
-        book.targets,
-        book.low_drifts,
-        book.high_drifts,
-        actuals,
-        drifts,
-        repeat(False, len(quantities)),
-        strict=True,
+    method: str,
+    status: str,
+    mode: str,
+    seconds: float,
+) -> RebalanceResult:
+    breaches = _breaches(problem, book, quantities)
+    breached = {b.security_id for b in breaches}
+    trades = tuple(
+        Trade(sid, "BUY", u - t.held) if u > t.held else Trade(sid, "SELL", t.held - u)
+        for sid, t, u in zip(book.ids, book.terms, quantities, strict=True)
+        if u != t.held
     )
-    return list(map(tuple.__new__, repeat(Drift), columns))
+    return RebalanceResult(
+        quantities=dict(zip(book.ids, quantities, strict=True)),
+        trades=trades,
+        drifts=tuple(_drifts(problem, book, quantities, breached)),
+        market_value=book.market_value,
+        cash_before=problem.cash,
+        cash_after=_cash_after(problem, book, quantities),
+        objective=_pd(problem, book, quantities),
+        status=status,
+        solve_seconds=seconds,
+        method=method,
+        policy=problem.policy,
+        mode=mode,
+        breaches=breaches,
+    )
 
 
-def _check_bands(book: Book, quantities: list[int], far: list[int], problems: list[str]) -> None:
-    """The exact band check for every security the drift shortcut does not prove."""
-    for i in book.unproven(far):
-        u = quantities[i]
-        if not book.within(i, u * book.share_units[i]):
-            floor, ceiling = book.band(i)
-            problems.append(f"{book.ids[i]}: {u} shares fall outside [{floor}, {ceiling}]")
+def _pd(problem: RebalanceProblem, book: Book, quantities: list[int]) -> Decimal:
+    """Σ |V·w - u·p| in `Decimal` arithmetic on the input."""
+    targets = {p.security_id: p.target for p in problem.positions}
+    with localcontext(EXACT):
+        value = book.market_value - problem.policy.withdraw
+        gaps = [
+            abs(value * targets.get(sid, ZERO) - u * problem.prices[sid])
+            for sid, u in zip(book.ids, quantities, strict=True)
+        ]
+        return sum(gaps, ZERO)
+
+
+def _breaches(problem: RebalanceProblem, book: Book, quantities: list[int]) -> tuple[Breach, ...]:
+    """Under best-effort bands, every band the answer leaves, by how much and why."""
+    found = []
+    for sid, term, u in zip(book.ids, book.terms, quantities, strict=True):
+        outside = term.outside(u * term.price)
+        if outside:
+            floor, ceiling = _band(problem, book, sid)
+            found.append(
+                Breach(
+                    security_id=sid,
+                    floor=floor,
+                    ceiling=ceiling,
+                    amount=u * problem.prices[sid],
+                    outside=Decimal(outside).scaleb(book.exponent),
+                    reason=why_outside(problem, book, sid, term),
+                )
+            )
+    return tuple(found)
+
+
+def _drifts(
+    problem: RebalanceProblem, book: Book, quantities: list[int], breached: set[str]
+) -> list[Drift]:
+    model = {p.security_id: p for p in problem.positions}
+    none = Position("", ZERO, ZERO, ZERO)
+    one = 10**-book.weight_exponent
+    rows = []
+    for sid, term, u in zip(book.ids, book.terms, quantities, strict=True):
+        position = model.get(sid, none)
+        a = _round(10_000 * u * term.price, book.value) if book.value > 0 else 0
+        rows.append(
+            Drift(
+                sid,
+                problem.prices[sid],
+                term.held,
+                u,
+                position.target,
+                position.low_drift,
+                position.high_drift,
+                Decimal(a).scaleb(-4),
+                _drift(int(position.target.scaleb(-book.weight_exponent)), a, one),
+                sid in breached,
+            )
+        )
+    return rows
+
+
+def _round(top: int, bottom: int) -> int:
+    """top/bottom rounded half-even, for bottom > 0."""
+    q, rest = divmod(top, bottom)
+    rest += rest
+    if rest > bottom or (rest == bottom and q & 1):
+        q += 1
+    return q
 
 
 def _drift(weight: int, a: int, one: int) -> Decimal:
-    """(w - a/10^4)/w to 4 decimals, half-even, for w = weight/one (not 0): 10^4 times it is
-    (10^4·weight - a·one)/weight."""
+    """(w - a/10^4)/w to 4 decimals, half-even, for w = weight/one (0 when w is 0); a
+    negative value that rounds to 0 is -0.0000, as `Decimal.quantize` writes it.
+    10^4 times it is (10^4·weight - a·one)/weight."""
+    if not weight:
+        return ZERO4
     top = weight * 10_000 - a * one
     if weight < 0:
         top, weight = -top, -weight
-    d, rest = divmod(top, weight)
-    rest += rest
-    if rest > weight or (rest == weight and d & 1):
-        d += 1
+    d = _round(top, weight)
     if not d and top < 0:
         return _MINUS_ZERO4
-    drift = _FOUR_PLACES.get(d)
-    return _four_places(d) if drift is None else drift
-
-
-def _cash_after(book: Book, quantities: list[int], report: _Report) -> Decimal:
-    """Cash after, written as `Decimal` arithmetic on the input writes it: the cash itself
-    when no trade moves it."""
-    if not report.traded:
-        return book.cash
-    exponent = book.cash_after_exponent(quantities)
-    return write(report.cash_after, book.digits, exponent)
+    return Decimal(d).scaleb(-4)
 
 
 def _check_positions(positions: tuple[Position, ...]) -> None:

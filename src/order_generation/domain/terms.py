@@ -1,0 +1,269 @@
+"""One security's part of the rebalance in whole units: the quantities it may take and their cost.
+
+Every amount of a portfolio is read as a whole number of 10^-e dollars (`Unit`), exactly, so
+the search works on integers. For security i with price P, held quantity h, goal G = V·w,
+band [F, U] and, under best-effort bands, a penalty M per unit outside the band, the term of
+the objective is
+
+    f(u) = M·outside(u·P) + |G - u·P|,   outside(x) = max(0, F - x, x - U),
+
+convex in u with its minimum at the goal. The policy allows a set of quantities, written as
+at most four `Run`s of evenly spaced quantities: closing the position (u = 0), the sales
+(h - m, h - m - L, ... down to the band or 0), holding (u = h) and the purchases (h + m,
+h + m + L, ... up to the band or what the cash allows), where L is the lot and m the smallest
+multiple of L that meets the minimum trade; restrictions cut the sales or the purchases off.
+Without sizing rules the runs are one: every quantity of the band.
+
+Because f is convex, the allowed quantity nearest the goal is one of the two around it in some
+run (`nearest`), and below that quantity f falls all the way up to it: climbing from the
+lowest allowed quantity toward it, each step gains f(before) - f(after) for its cost, at a
+rate that never rises (`ladder`). That is the knapsack `knapsack.fill` solves when the
+nearest quantities overspend the cash.
+"""
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    FloatOperation,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
+from itertools import pairwise
+
+from order_generation.domain.errors import InvalidInput
+from order_generation.domain.knapsack import Ladder, Rung
+from order_generation.domain.models import Position
+from order_generation.domain.policy import Policy
+
+EXACT = Context(
+    prec=MAX_PREC,
+    Emax=MAX_EMAX,
+    Emin=MIN_EMIN,
+    traps=[Inexact, InvalidOperation, DivisionByZero, Overflow, FloatOperation],
+)
+"""Unlimited precision; any operation that would round, or compare a float, raises instead."""
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """The quantities first, first + step, ..., last."""
+
+    first: int
+    last: int
+    step: int
+
+    def __contains__(self, u: int) -> bool:
+        return self.first <= u <= self.last and (u - self.first) % self.step == 0
+
+    def around(self, quantity_times_price: int, price: int) -> Iterator[int]:
+        """The one or two quantities of the run nearest goal/price from below and above."""
+        k = (quantity_times_price - self.first * price) // (self.step * price)
+        top = (self.last - self.first) // self.step
+        for j in {min(max(k, 0), top), min(max(k + 1, 0), top)}:
+            yield self.first + j * self.step
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """Security i in units: price, held quantity, goal, band, penalty outside it, and the
+    policy's sizing (lot, least trade in shares) and restrictions."""
+
+    price: int
+    held: int
+    goal: int
+    floor: int
+    ceiling: int
+    penalty: int
+    lot: int
+    least: int
+    may_buy: bool
+    may_sell: bool
+    fixed: bool
+
+    def cost(self, u: int) -> int:
+        """f(u): the penalty times the amount outside the band, plus the distance to goal."""
+        amount = u * self.price
+        return self.penalty * self.outside(amount) + abs(self.goal - amount)
+
+    def outside(self, amount: int) -> int:
+        return max(0, self.floor - amount, amount - self.ceiling)
+
+    def runs(self, budget: int, strict: bool) -> list[Run]:
+        """The quantities the policy allows, as runs in increasing order (empty if none)."""
+        if self.fixed:
+            inside = self.floor <= self.held * self.price <= self.ceiling
+            return (
+                [Run(self.held, self.held, 1)] if self.held >= 0 and (inside or not strict) else []
+            )
+        lowest, highest = 0, budget // self.price
+        if strict:
+            lowest = max(lowest, -(-self.floor // self.price))
+            highest = min(highest, self.ceiling // self.price)
+        if not self.may_buy:
+            highest = min(highest, self.held)
+        if not self.may_sell:
+            lowest = max(lowest, self.held)
+        if lowest > highest:
+            return []
+        if self.lot == 1 and self.least <= 1:
+            return [Run(lowest, highest, 1)]
+        return self._sized(lowest, highest)
+
+    def _sized(self, lowest: int, highest: int) -> list[Run]:
+        """Hold, sell at least `step`, buy at least `step` (in lots), or close to 0."""
+        h, lot = self.held, self.lot
+        step = max(lot, -(-self.least // lot) * lot)
+        runs = [
+            run
+            for run in (
+                _lattice(lowest, min(highest, h - step), h, lot),
+                _lattice(h, h, h, 1) if lowest <= h <= highest else None,
+                _lattice(max(lowest, h + step), highest, h, lot),
+            )
+            if run is not None
+        ]
+        if lowest == 0 and not any(0 in run for run in runs):
+            runs.insert(0, Run(0, 0, 1))
+        return runs
+
+    def nearest(self, runs: list[Run]) -> int:
+        """The allowed quantity with the lowest cost; of two equal, the lower."""
+        candidates = sorted({u for run in runs for u in run.around(self.goal, self.price)})
+        return min(candidates, key=self.cost)
+
+    def ladder(self, runs: list[Run], top: int) -> Ladder:
+        """The steps from the lowest allowed quantity up to `top`, as rungs of equal steps."""
+        rungs: list[Rung] = []
+        previous: int | None = None
+        for run in runs:
+            if run.first > top:
+                break
+            last = min(run.last, run.first + (top - run.first) // run.step * run.step)
+            if previous is not None:
+                rungs.append(self._rung(previous, run.first, 1))
+            rungs += self._climb(Run(run.first, last, run.step))
+            previous = last
+        return tuple(rungs)
+
+    def _climb(self, run: Run) -> list[Rung]:
+        """The steps through one run, grouped where f is linear: f bends only where the
+        amount passes the floor or the goal, so cut the steps at those two places."""
+        steps = (run.last - run.first) // run.step
+        cuts = {0, steps}
+        for bend in (self.floor, self.goal):
+            k = -(-(bend - run.first * self.price) // (run.step * self.price))
+            cuts |= {min(max(j, 0), steps) for j in (k - 1, k)}
+        edges = sorted(cuts)
+        rungs = []
+        for start, end in pairwise(edges):
+            u = run.first + start * run.step
+            rungs.append(self._rung(u, u + run.step, end - start))
+        return rungs
+
+    def _rung(self, lower: int, upper: int, count: int) -> Rung:
+        return Rung((upper - lower) * self.price, count, self.cost(lower) - self.cost(upper))
+
+
+def _lattice(start: int, end: int, anchor: int, lot: int) -> Run | None:
+    """The quantities anchor + k·lot within [start, end], or None."""
+    first = start + (anchor - start) % lot
+    if first > end:
+        return None
+    return Run(first, first + (end - first) // lot * lot, lot)
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    """One portfolio read into `Term`s, in the order the result lists them: model positions in
+    model order, then held securities the model lacks, by id.
+
+    Amounts are whole numbers of 10^`exponent` dollars. `value` is V = MV - withdraw (targets,
+    bands and actual weights are reckoned on it) and `budget` what the securities may cost
+    after the trades: V less the cash reserve.
+    """
+
+    ids: list[str]
+    terms: list[Term]
+    value: int
+    budget: int
+    exponent: int
+    weight_exponent: int
+    market_value: Decimal
+    reserve: Decimal
+
+
+def read(
+    positions: Sequence[Position],
+    holdings: Mapping[str, int],
+    cash: Decimal,
+    prices: Mapping[str, Decimal],
+    policy: Policy,
+    *,
+    keep_in_band: bool,
+) -> Book:
+    """The book of one portfolio under `policy`; with `keep_in_band`, a model security whose
+    holding lies in its band keeps it (the `bands` mode)."""
+    model = {p.security_id: p for p in positions}
+    ids = [*model, *sorted(set(holdings).difference(model))]
+    none = Position("", ZERO, ZERO, ZERO)
+    rows = [model.get(sid, none) for sid in ids]
+    price_list = [prices[sid] for sid in ids]
+    with localcontext(EXACT):
+        market_value = cash + sum([q * prices[sid] for sid, q in holdings.items()], ZERO)
+        value = market_value - policy.withdraw
+        reserve = policy.reserve(value)
+        money = min(map(_exponent, (cash, sum(price_list, ZERO), policy.withdraw, policy.min_cash)))
+        weight = min(
+            _exponent(sum([getattr(p, f) for p in rows], ZERO))
+            for f in ("target", "low_drift", "high_drift")
+        )
+        weight = min(weight, _exponent(policy.min_cash_fraction), 0)
+        money = min(money, _exponent(policy.min_trade_value), 0)
+        exponent = money + weight
+        unit = Decimal(1).scaleb(-exponent)
+        v = int(value.scaleb(-money))
+        budget = int((value - reserve) * unit)
+        least_value = int(policy.min_trade_value * unit)
+        terms = []
+        for sid, row, price in zip(ids, rows, price_list, strict=True):
+            w = int(row.target.scaleb(-weight))
+            low, high = int(row.low_drift.scaleb(-weight)), int(row.high_drift.scaleb(-weight))
+            p = int(price * unit)
+            held = holdings.get(sid, 0)
+            floor, ceiling = v * max(w - low, 0), v * (w + high)
+            terms.append(
+                Term(
+                    price=p,
+                    held=held,
+                    goal=v * w,
+                    floor=floor,
+                    ceiling=ceiling,
+                    penalty=0,
+                    lot=policy.lot(sid),
+                    least=max(policy.min_trade_quantity, -(-least_value // p)),
+                    may_buy=policy.may_buy(sid),
+                    may_sell=policy.may_sell(sid),
+                    fixed=sid in policy.hold
+                    or (keep_in_band and row.target > 0 and floor <= held * p <= ceiling),
+                )
+            )
+    if policy.bands == "best_effort":
+        penalty = sum(t.goal for t in terms) + max(budget, 0) + 1
+        terms = [replace(t, penalty=penalty) for t in terms]
+    return Book(ids, terms, v * 10**-weight, budget, exponent, weight, market_value, reserve)
+
+
+def _exponent(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent if isinstance(value, Decimal) else None
+    if not isinstance(exponent, int):
+        raise InvalidInput("decimal", "must be a finite decimal")
+    return exponent
