@@ -1,7 +1,8 @@
 """The engine's integer arithmetic against a plain `Decimal` and `Fraction` restatement.
 
-`solve` reads prices, cash and targets into integers and writes the totals back as `Decimal`
-with the exponents `Decimal` arithmetic on the input would give them. Here every reported
+`solve` reads prices, cash and targets into integers; the market value, the cash after and
+the rows come out with the exponents `Decimal` arithmetic on the input would give them (PD
+is compared by value: it is written in the unit the engine reads amounts in). Here every reported
 figure is recomputed the straightforward way, from the problem and the quantities alone, and
 compared by value and by its written form: market value, cash after, PD, each band, actual
 and actual drift. The problems vary what the integer reading depends on: the decimals of
@@ -68,7 +69,7 @@ def reference(problem: RebalanceProblem, result: RebalanceResult) -> None:
     assert cash_after >= 0
     assert (str(result.market_value), str(result.cash_before)) == (str(mv), str(problem.cash))
     assert str(result.cash_after) == str(cash_after)
-    assert str(result.objective) == str(objective)
+    assert result.objective == objective  # PD is written in the book's unit, not Decimal's
 
 
 def four_places(value: Fraction) -> Decimal:

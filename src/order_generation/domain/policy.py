@@ -58,10 +58,18 @@ class Policy:
         return self.round_lots.get(security_id, self.round_lot)
 
     def may_buy(self, security_id: str) -> bool:
-        return self.mode != "sell_only" and not {security_id} & (self.no_buy | self.hold)
+        return self.mode != "sell_only" and security_id not in self.no_buy | self.hold
 
     def may_sell(self, security_id: str) -> bool:
-        return self.mode != "buy_only" and not {security_id} & (self.no_sell | self.hold)
+        return self.mode != "buy_only" and security_id not in self.no_sell | self.hold
+
+    @property
+    def may_buy_any(self) -> bool:
+        return self.mode != "sell_only"
+
+    @property
+    def may_sell_any(self) -> bool:
+        return self.mode != "buy_only"
 
     @property
     def sizes_trades(self) -> bool:

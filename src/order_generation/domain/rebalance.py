@@ -38,6 +38,7 @@ decimals by integer division; the totals are computed in `Decimal` from the inpu
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
+from functools import cache
 from time import perf_counter
 from typing import Literal, NamedTuple
 
@@ -158,13 +159,30 @@ def solve(problem: RebalanceProblem, *, time_limit: float = 30.0) -> RebalanceRe
     else:
         answer = _answer(problem, deadline, keep_in_band=False)
     book, quantities, method, status = answer
-    problems = _check(problem, book, quantities)
+    cash_after = _cash_after(problem, book, quantities)
+    problems = _check(problem, book, quantities, cash_after)
     if problems:
         raise ServiceError(
             "internal error: the rebalance result failed its exact check",
             {"violations": problems[:10]},
         )
-    return _result(problem, book, quantities, method, status, mode, perf_counter() - started)
+    breaches = _breaches(problem, book, quantities) if problem.policy.bands == "best_effort" else ()
+    breached = {b.security_id for b in breaches}
+    return RebalanceResult(
+        quantities=dict(zip(book.ids, quantities, strict=True)),
+        trades=_trades(book, quantities),
+        drifts=tuple(_drifts(book, quantities, breached)),
+        market_value=book.market_value,
+        cash_before=problem.cash,
+        cash_after=cash_after,
+        objective=Decimal(_deviation(book, quantities)).scaleb(book.exponent),
+        status=status,
+        solve_seconds=perf_counter() - started,
+        method=method,
+        policy=problem.policy,
+        mode=mode,
+        breaches=breaches,
+    )
 
 
 class _Answer(NamedTuple):
@@ -236,13 +254,13 @@ def _milp_fallback(
     remaining = deadline - perf_counter()
     if remaining <= 0:
         raise _timeout(book, incumbent, "time_limit")
-    try:
-        answer = milp.solve_policy_milp(problem, time_limit=remaining)
-    except SolverTimeout as timeout:
-        raise _timeout(book, incumbent, timeout.details["solver_status"]) from timeout
-    candidate = [answer.quantities[sid] for sid in book.ids]
-    if not _check(problem, book, candidate) and _objective(book, candidate) < best:
-        return _Answer(book, candidate, "milp", "feasible")
+    answer = milp.solve_policy_milp(problem, time_limit=remaining)
+    if answer.quantities is not None:
+        candidate = [answer.quantities[sid] for sid in book.ids]
+        if not _check(problem, book, candidate) and _objective(book, candidate) < best:
+            return _Answer(book, candidate, "milp", "feasible")
+    if answer.status == "time_limit":
+        raise _timeout(book, incumbent, answer.solver_status)
     return _Answer(book, incumbent, "milp", "feasible")
 
 
@@ -334,26 +352,31 @@ def _band(problem: RebalanceProblem, book: Book, security_id: str) -> tuple[Deci
         return (value * (w - low) if w > low else ZERO), value * (w + high)
 
 
-def _check(problem: RebalanceProblem, book: Book, quantities: list[int]) -> list[str]:
-    """Every rule of the problem and its policy, checked on `quantities`; what is broken."""
+def _check(
+    problem: RebalanceProblem, book: Book, quantities: list[int], cash_after: Decimal | None = None
+) -> list[str]:
+    """Every rule of the problem and its policy, checked on `quantities`; what is broken.
+    `cash_after` is what `_cash_after` gives for them, when already known."""
     policy = problem.policy
     strict = policy.bands == "strict"
+    sized = policy.sizes_trades
     problems = []
     for sid, term, u in zip(book.ids, book.terms, quantities, strict=True):
         h = term.held
         if type(u) is not int or u < 0:
             problems.append(f"{sid}: quantity {u} is not a whole number >= 0")
             continue
-        if (u > h and not policy.may_buy(sid)) or (u < h and not policy.may_sell(sid)):
+        if u != h and not (policy.may_buy(sid) if u > h else policy.may_sell(sid)):
             problems.append(f"{sid}: the policy forbids trading {h} to {u}")
         if term.fixed and u != h:
             problems.append(f"{sid}: kept in its band by the bands mode, but traded")
-        if u not in (h, 0) and not _sized(policy, sid, u - h, problem.prices[sid]):
+        if sized and u not in (h, 0) and not _sized(policy, sid, u - h, problem.prices[sid]):
             problems.append(f"{sid}: an order of {u - h} breaks the lot or the minimum trade")
         if strict and not term.floor <= u * term.price <= term.ceiling:
             floor, ceiling = _band(problem, book, sid)
             problems.append(f"{sid}: {u} shares fall outside [{floor}, {ceiling}]")
-    cash_after = _cash_after(problem, book, quantities)
+    if cash_after is None:
+        cash_after = _cash_after(problem, book, quantities)
     least = policy.withdraw + book.reserve
     if cash_after < least:
         kept = f"the withdrawal and the reserve, {least}" if least else "0"
@@ -383,49 +406,12 @@ def _cash_after(problem: RebalanceProblem, book: Book, quantities: list[int]) ->
         return problem.cash - sum(traded[1:], traded[0])
 
 
-def _result(
-    problem: RebalanceProblem,
-    book: Book,
-    quantities: list[int],
-    method: str,
-    status: str,
-    mode: str,
-    seconds: float,
-) -> RebalanceResult:
-    breaches = _breaches(problem, book, quantities)
-    breached = {b.security_id for b in breaches}
-    trades = tuple(
+def _trades(book: Book, quantities: list[int]) -> tuple[Trade, ...]:
+    return tuple(
         Trade(sid, "BUY", u - t.held) if u > t.held else Trade(sid, "SELL", t.held - u)
         for sid, t, u in zip(book.ids, book.terms, quantities, strict=True)
         if u != t.held
     )
-    return RebalanceResult(
-        quantities=dict(zip(book.ids, quantities, strict=True)),
-        trades=trades,
-        drifts=tuple(_drifts(problem, book, quantities, breached)),
-        market_value=book.market_value,
-        cash_before=problem.cash,
-        cash_after=_cash_after(problem, book, quantities),
-        objective=_pd(problem, book, quantities),
-        status=status,
-        solve_seconds=seconds,
-        method=method,
-        policy=problem.policy,
-        mode=mode,
-        breaches=breaches,
-    )
-
-
-def _pd(problem: RebalanceProblem, book: Book, quantities: list[int]) -> Decimal:
-    """Σ |V·w - u·p| in `Decimal` arithmetic on the input."""
-    targets = {p.security_id: p.target for p in problem.positions}
-    with localcontext(EXACT):
-        value = book.market_value - problem.policy.withdraw
-        gaps = [
-            abs(value * targets.get(sid, ZERO) - u * problem.prices[sid])
-            for sid, u in zip(book.ids, quantities, strict=True)
-        ]
-        return sum(gaps, ZERO)
 
 
 def _breaches(problem: RebalanceProblem, book: Book, quantities: list[int]) -> tuple[Breach, ...]:
@@ -448,31 +434,34 @@ def _breaches(problem: RebalanceProblem, book: Book, quantities: list[int]) -> t
     return tuple(found)
 
 
-def _drifts(
-    problem: RebalanceProblem, book: Book, quantities: list[int], breached: set[str]
-) -> list[Drift]:
-    model = {p.security_id: p for p in problem.positions}
-    none = Position("", ZERO, ZERO, ZERO)
+def _drifts(book: Book, quantities: list[int], breached: set[str]) -> list[Drift]:
+    """A drift row per security, with actual = u·p/V and actual_drift to 4 decimals."""
     one = 10**-book.weight_exponent
     rows = []
-    for sid, term, u in zip(book.ids, book.terms, quantities, strict=True):
-        position = model.get(sid, none)
+    columns = zip(book.positions, book.prices, book.terms, quantities, strict=True)
+    for position, price, term, u in columns:
         a = _round(10_000 * u * term.price, book.value) if book.value > 0 else 0
         rows.append(
             Drift(
-                sid,
-                problem.prices[sid],
+                position.security_id,
+                price,
                 term.held,
                 u,
                 position.target,
                 position.low_drift,
                 position.high_drift,
-                Decimal(a).scaleb(-4),
-                _drift(int(position.target.scaleb(-book.weight_exponent)), a, one),
-                sid in breached,
+                _four_places(a),
+                _drift(term.weight, a, one),
+                position.security_id in breached,
             )
         )
     return rows
+
+
+@cache
+def _four_places(n: int) -> Decimal:
+    """n·10^-4 as a `Decimal` with 4 decimals (shared: rows repeat few values)."""
+    return Decimal(n).scaleb(-4)
 
 
 def _round(top: int, bottom: int) -> int:
@@ -496,7 +485,7 @@ def _drift(weight: int, a: int, one: int) -> Decimal:
     d = _round(top, weight)
     if not d and top < 0:
         return _MINUS_ZERO4
-    return Decimal(d).scaleb(-4)
+    return _four_places(d)
 
 
 def _check_positions(positions: tuple[Position, ...]) -> None:

@@ -22,7 +22,7 @@ nearest quantities overspend the cash.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import (
     MAX_EMAX,
     MAX_PREC,
@@ -37,6 +37,7 @@ from decimal import (
     localcontext,
 )
 from itertools import pairwise
+from typing import NamedTuple
 
 from order_generation.domain.errors import InvalidInput
 from order_generation.domain.knapsack import Ladder, Rung
@@ -53,32 +54,33 @@ EXACT = Context(
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
+class Run(NamedTuple):
     """The quantities first, first + step, ..., last."""
 
     first: int
     last: int
     step: int
 
-    def __contains__(self, u: int) -> bool:
+    def holds(self, u: int) -> bool:
         return self.first <= u <= self.last and (u - self.first) % self.step == 0
 
     def around(self, quantity_times_price: int, price: int) -> Iterator[int]:
         """The one or two quantities of the run nearest goal/price from below and above."""
         k = (quantity_times_price - self.first * price) // (self.step * price)
         top = (self.last - self.first) // self.step
-        for j in {min(max(k, 0), top), min(max(k + 1, 0), top)}:
-            yield self.first + j * self.step
+        below, above = min(max(k, 0), top), min(max(k + 1, 0), top)
+        yield self.first + below * self.step
+        if above != below:
+            yield self.first + above * self.step
 
 
-@dataclass(frozen=True, slots=True)
-class Term:
-    """Security i in units: price, held quantity, goal, band, penalty outside it, and the
-    policy's sizing (lot, least trade in shares) and restrictions."""
+class Term(NamedTuple):
+    """Security i in units: price, held quantity, target weight, goal, band, penalty outside
+    it, and the policy's sizing (lot, least trade in shares) and restrictions."""
 
     price: int
     held: int
+    weight: int
     goal: int
     floor: int
     ceiling: int
@@ -92,6 +94,8 @@ class Term:
     def cost(self, u: int) -> int:
         """f(u): the penalty times the amount outside the band, plus the distance to goal."""
         amount = u * self.price
+        if not self.penalty:
+            return abs(self.goal - amount)
         return self.penalty * self.outside(amount) + abs(self.goal - amount)
 
     def outside(self, amount: int) -> int:
@@ -131,14 +135,23 @@ class Term:
             )
             if run is not None
         ]
-        if lowest == 0 and not any(0 in run for run in runs):
+        if lowest == 0 and not any(run.holds(0) for run in runs):
             runs.insert(0, Run(0, 0, 1))
         return runs
 
     def nearest(self, runs: list[Run]) -> int:
         """The allowed quantity with the lowest cost; of two equal, the lower."""
-        candidates = sorted({u for run in runs for u in run.around(self.goal, self.price)})
-        return min(candidates, key=self.cost)
+        if len(runs) == 1 and runs[0].step == 1 and not self.penalty:
+            # The whole quantity nearest goal/price (of two equally near, the lower), clipped.
+            nearest = (2 * self.goal + self.price - 1) // (2 * self.price)
+            return min(max(nearest, runs[0].first), runs[0].last)
+        best, lowest = -1, 0
+        for run in runs:
+            for u in run.around(self.goal, self.price):
+                cost = self.cost(u)
+                if best < 0 or cost < lowest:
+                    best, lowest = u, cost
+        return best
 
     def ladder(self, runs: list[Run], top: int) -> Ladder:
         """The steps from the lowest allowed quantity up to `top`, as rungs of equal steps."""
@@ -184,7 +197,7 @@ def _lattice(start: int, end: int, anchor: int, lot: int) -> Run | None:
 @dataclass(frozen=True, slots=True)
 class Book:
     """One portfolio read into `Term`s, in the order the result lists them: model positions in
-    model order, then held securities the model lacks, by id.
+    model order, then held securities the model lacks, by id (as positions of target 0).
 
     Amounts are whole numbers of 10^`exponent` dollars. `value` is V = MV - withdraw (targets,
     bands and actual weights are reckoned on it) and `budget` what the securities may cost
@@ -192,6 +205,8 @@ class Book:
     """
 
     ids: list[str]
+    positions: list[Position]
+    prices: list[Decimal]
     terms: list[Term]
     value: int
     budget: int
@@ -214,52 +229,74 @@ def read(
     holding lies in its band keeps it (the `bands` mode)."""
     model = {p.security_id: p for p in positions}
     ids = [*model, *sorted(set(holdings).difference(model))]
-    none = Position("", ZERO, ZERO, ZERO)
-    rows = [model.get(sid, none) for sid in ids]
+    rows = [model.get(sid) or Position(sid, ZERO, ZERO, ZERO) for sid in ids]
     price_list = [prices[sid] for sid in ids]
     with localcontext(EXACT):
         market_value = cash + sum([q * prices[sid] for sid, q in holdings.items()], ZERO)
         value = market_value - policy.withdraw
         reserve = policy.reserve(value)
-        money = min(map(_exponent, (cash, sum(price_list, ZERO), policy.withdraw, policy.min_cash)))
-        weight = min(
-            _exponent(sum([getattr(p, f) for p in rows], ZERO))
-            for f in ("target", "low_drift", "high_drift")
-        )
-        weight = min(weight, _exponent(policy.min_cash_fraction), 0)
-        money = min(money, _exponent(policy.min_trade_value), 0)
-        exponent = money + weight
-        unit = Decimal(1).scaleb(-exponent)
-        v = int(value.scaleb(-money))
-        budget = int((value - reserve) * unit)
-        least_value = int(policy.min_trade_value * unit)
+        money, weight = _exponents(cash, price_list, rows, policy)
+        unit, weight_unit = Decimal(10**-money), Decimal(10**-weight)
+        amount_unit = Decimal(10 ** -(money + weight))
+        v = int(value * unit)
+        budget = int((value - reserve) * amount_unit)
+        least_value = int(policy.min_trade_value * amount_unit)
+        no_buy = policy.no_buy | policy.hold if policy.may_buy_any else None
+        no_sell = policy.no_sell | policy.hold if policy.may_sell_any else None
         terms = []
         for sid, row, price in zip(ids, rows, price_list, strict=True):
-            w = int(row.target.scaleb(-weight))
-            low, high = int(row.low_drift.scaleb(-weight)), int(row.high_drift.scaleb(-weight))
-            p = int(price * unit)
+            w = int(row.target * weight_unit)
+            low, high = int(row.low_drift * weight_unit), int(row.high_drift * weight_unit)
+            p = int(price * amount_unit)
             held = holdings.get(sid, 0)
             floor, ceiling = v * max(w - low, 0), v * (w + high)
             terms.append(
                 Term(
                     price=p,
                     held=held,
+                    weight=w,
                     goal=v * w,
                     floor=floor,
                     ceiling=ceiling,
                     penalty=0,
-                    lot=policy.lot(sid),
+                    lot=policy.round_lots.get(sid, policy.round_lot),
                     least=max(policy.min_trade_quantity, -(-least_value // p)),
-                    may_buy=policy.may_buy(sid),
-                    may_sell=policy.may_sell(sid),
+                    may_buy=no_buy is not None and sid not in no_buy,
+                    may_sell=no_sell is not None and sid not in no_sell,
                     fixed=sid in policy.hold
-                    or (keep_in_band and row.target > 0 and floor <= held * p <= ceiling),
+                    or (keep_in_band and w > 0 and floor <= held * p <= ceiling),
                 )
             )
     if policy.bands == "best_effort":
         penalty = sum(t.goal for t in terms) + max(budget, 0) + 1
-        terms = [replace(t, penalty=penalty) for t in terms]
-    return Book(ids, terms, v * 10**-weight, budget, exponent, weight, market_value, reserve)
+        terms = [t._replace(penalty=penalty) for t in terms]
+    return Book(
+        ids,
+        rows,
+        price_list,
+        terms,
+        v * 10**-weight,
+        budget,
+        money + weight,
+        weight,
+        market_value,
+        reserve,
+    )
+
+
+def _exponents(
+    cash: Decimal, prices: list[Decimal], rows: list[Position], policy: Policy
+) -> tuple[int, int]:
+    """The exponents of the money and of the weights: every amount is a whole number of
+    10^money dollars and every weight of 10^weight (a sum has its terms' least exponent)."""
+    money = (cash, sum(prices, ZERO), policy.withdraw, policy.min_cash, policy.min_trade_value)
+    weights = (
+        sum([p.target for p in rows], ZERO),
+        sum([p.low_drift for p in rows], ZERO),
+        sum([p.high_drift for p in rows], ZERO),
+        policy.min_cash_fraction,
+    )
+    return min(0, *map(_exponent, money)), min(0, *map(_exponent, weights))
 
 
 def _exponent(value: Decimal) -> int:
