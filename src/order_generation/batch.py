@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, TextIO
 
 from pydantic import Field, TypeAdapter, ValidationError
 
@@ -120,29 +120,29 @@ def read_model(path: Path) -> tuple[InvestmentModel, dict[str, str]]:
 def read_policy(policy: Policy, path: Path | None, options: Mapping[str, str]) -> Policy:
     """`policy` with the fields of the policy file over it, then the options over those."""
     if path is not None:
-        changes = _validate(path, TypeAdapter(PolicyBody), _load_json(path)).changes()
-        policy = _changed(policy, changes, lambda field: f"{path}: {field}")
+        body = _validate(path, TypeAdapter(PolicyBody), _load_json(path))
+        policy = _over(policy, body, lambda field: f"{path}: {field}")
     try:
-        changes = PolicyBody.model_validate(options).changes()
+        given = PolicyBody.model_validate(options)
     except ValidationError as error:
         first = error.errors()[0]
         name = str(first["loc"][0])
-        given = f"{options[name]!r}: " if name in options else ""
-        raise InvalidInput(option(name), f"{given}{first['msg']}") from None
-    return _changed(policy, changes, option)
+        text = f"{options[name]!r}: " if name in options else ""
+        raise InvalidInput(_option(name), f"{text}{first['msg']}") from None
+    return _over(policy, given, _option)
 
 
-def option(field: str) -> str:
+def _option(field: str) -> str:
     """The command-line option that sets one policy field."""
     return "--" + field.replace("_", "-")
 
 
-def _changed(policy: Policy, changes: dict[str, Any], where: Callable[[str], str]) -> Policy:
+def _over(policy: Policy, body: PolicyBody, where: Callable[[str], str]) -> Policy:
+    """The fields given in `body` over `policy`; a broken rule names where it was given."""
     try:
-        return replace(policy, **changes)
+        return body.to_domain(policy)
     except InvalidInput as error:
-        field = error.field.removeprefix("policy.")
-        raise InvalidInput(where(field), error.rule) from None
+        raise InvalidInput(where(error.field.removeprefix("policy.")), error.rule) from None
 
 
 def read_prices(path: Path) -> tuple[dict[str, Decimal], dict[str, str]]:
