@@ -241,32 +241,35 @@ def read(
         v = int(value * unit)
         budget = int((value - reserve) * amount_unit)
         least_value = int(policy.min_trade_value * amount_unit)
-        no_buy = policy.no_buy | policy.hold if policy.may_buy_any else None
-        no_sell = policy.no_sell | policy.hold if policy.may_sell_any else None
-        terms = []
-        for sid, row, price in zip(ids, rows, price_list, strict=True):
-            w = int(row.target * weight_unit)
-            low, high = int(row.low_drift * weight_unit), int(row.high_drift * weight_unit)
-            p = int(price * amount_unit)
-            held = holdings.get(sid, 0)
-            floor, ceiling = v * max(w - low, 0), v * (w + high)
-            terms.append(
-                Term(
-                    price=p,
-                    held=held,
-                    weight=w,
-                    goal=v * w,
-                    floor=floor,
-                    ceiling=ceiling,
-                    penalty=0,
-                    lot=policy.round_lots.get(sid, policy.round_lot),
-                    least=max(policy.min_trade_quantity, -(-least_value // p)),
-                    may_buy=no_buy is not None and sid not in no_buy,
-                    may_sell=no_sell is not None and sid not in no_sell,
-                    fixed=sid in policy.hold
-                    or (keep_in_band and w > 0 and floor <= held * p <= ceiling),
-                )
+        shares = _whole(amount_unit, price_list)
+        weights = _whole(weight_unit, [r.target for r in rows])
+        lows = _whole(weight_unit, [r.low_drift for r in rows])
+        highs = _whole(weight_unit, [r.high_drift for r in rows])
+    no_buy = policy.no_buy | policy.hold if policy.may_buy_any else set(ids)
+    no_sell = policy.no_sell | policy.hold if policy.may_sell_any else set(ids)
+    terms = []
+    for sid, p, w, low, high in zip(ids, shares, weights, lows, highs, strict=True):
+        held = holdings.get(sid, 0)
+        floor, ceiling = v * (w - low) if w > low else 0, v * (w + high)
+        least = max(policy.min_trade_quantity, -(-least_value // p))
+        fixed = sid in policy.hold or (keep_in_band and w > 0 and floor <= held * p <= ceiling)
+        lot = policy.round_lots.get(sid, policy.round_lot)
+        terms.append(
+            Term(
+                p,
+                held,
+                w,
+                v * w,
+                floor,
+                ceiling,
+                0,
+                lot,
+                least,
+                sid not in no_buy,
+                sid not in no_sell,
+                fixed,
             )
+        )
     if policy.bands == "best_effort":
         penalty = sum(t.goal for t in terms) + max(budget, 0) + 1
         terms = [t._replace(penalty=penalty) for t in terms]
@@ -282,6 +285,11 @@ def read(
         market_value,
         reserve,
     )
+
+
+def _whole(unit: Decimal, values: list[Decimal]) -> list[int]:
+    """Each value times `unit`, which must be a whole number."""
+    return list(map(int, map(unit.__mul__, values)))
 
 
 def _exponents(
