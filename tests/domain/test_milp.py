@@ -214,7 +214,7 @@ def test_a_solve_that_overruns_is_stopped_at_its_deadline() -> None:
     outcome = milp._run(overrunning_model(), started + 1.5)
     took = time.monotonic() - started
     assert outcome.kind == "time_limit"
-    assert took < 1.5 + milp.GRACE + 0.3
+    assert took < 1.5 + milp.GRACE + 0.4
     # The killed worker is replaced: the next solve answers.
     assert solved(problem()).quantities == {A: 50}
 
@@ -224,7 +224,7 @@ def test_a_hard_problem_returns_a_time_limit_status_within_its_limit() -> None:
     for limit in (0.05, 0.5):
         started = time.monotonic()
         answer = milp.solve_policy_milp(hard_problem(), time_limit=limit)
-        assert time.monotonic() - started < limit + milp.GRACE + 0.3
+        assert time.monotonic() - started < limit + milp.GRACE + 0.4
         assert answer.status == "time_limit"
         with pytest.raises(SolverTimeout):
             answer.require()
@@ -256,3 +256,23 @@ def test_in_process_solves_give_the_same_answers() -> None:
     assert (here.kind, there.kind) == ("optimal", "optimal")
     assert here.objective == there.objective == pytest.approx(0.5)
     assert milp._solve_here(built, time.monotonic() - 1).kind == "time_limit"
+
+
+def test_a_solve_error_is_solved_again_with_other_settings() -> None:
+    # HiGHS 1.15.1 ends phase 1 of this one in "Solve error" (its optimum 1e-6 outside a row).
+    ids = [f"P{i:023d}" for i in range(6)]
+    bands = [("0.005", "0"), ("0.2", "0"), ("0.03", "0.02"), ("0.35", "0.01"), ("0.085", "0.02")]
+    bands.append(("0.28", "0.02"))
+    positions = tuple(
+        Position(s, D(target), D(0), D(high)) for s, (target, high) in zip(ids, bands, strict=True)
+    )
+    prices = dict(zip(ids, map(D, ["1", "156.65", "1", "4.83", "58.14", "11.69"]), strict=True))
+    policy = Policy(
+        mode="buy_only", withdraw=D("0.2"), no_buy=frozenset({ids[0]}), bands="best_effort"
+    )
+    rebalance = RebalanceProblem(
+        positions, {ids[2]: 23, ids[3]: 23}, D("330.24"), prices, policy=policy
+    )
+    answer = solved(rebalance)
+    assert answer.quantities == dict(zip(ids, [0, 0, 23, 34, 1, 12], strict=True))
+    assert (answer.outside, answer.deviation) == (Fraction(52797, 500), Fraction(675049, 5000))

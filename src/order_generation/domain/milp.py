@@ -464,13 +464,32 @@ _KINDS: dict[highspy.HighsModelStatus, Status] = {
 }
 
 
+RETRIES: tuple[dict[str, Any], ...] = (
+    {"presolve": "off"},
+    {"mip_feasibility_tolerance": 1e-7},
+)
+"""Settings to solve again with when HiGHS ends in a solve error. HiGHS 1.15.1 was seen to
+solve a 6-security best-effort model, find its own optimum 1e-6 outside a row (past its
+tolerance) and report "Solve error"; without presolve, or with a tolerance of 1e-7, it solves."""
+
+
 def _solve_here(model: _Milp, deadline: float) -> _Outcome:
-    """One HiGHS run in this process, interrupted at the deadline where HiGHS checks."""
+    """HiGHS in this process, interrupted at the deadline where HiGHS checks; after a solve
+    error, again with each of `RETRIES` while time remains."""
+    outcome = _solve_once(model, deadline, {})
+    for retry in RETRIES:
+        if outcome.solver_status != "Solve error":
+            break
+        outcome = _solve_once(model, deadline, retry)
+    return outcome
+
+
+def _solve_once(model: _Milp, deadline: float, options: Mapping[str, Any]) -> _Outcome:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return _Outcome("time_limit", "time_limit")
     solver = _solver(remaining)
-    for name, value in model.options:
+    for name, value in (*model.options, *options.items()):
         solver.setOptionValue(name, value)
     n = len(model.cost)
     no_entries = np.zeros(0, dtype=np.int32)
