@@ -119,14 +119,7 @@ def test_round_lots_are_keyed_by_security_ids(security_id: Any) -> None:
         "A" * 25,
         "A" * 23 + " ",
         "",
-        pytest.param(
-            3,
-            marks=pytest.mark.xfail(
-                raises=TypeError,
-                strict=True,
-                reason="bug in policy._check_ids: sorted() of a str and an int raises TypeError",
-            ),
-        ),
+        3,
     ],
 )
 def test_restriction_lists_hold_security_ids(name: str, security_id: Any) -> None:

@@ -15,7 +15,7 @@ the input order.
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from fractions import Fraction
+from math import gcd
 from time import perf_counter
 
 _CHECK_EVERY = 1024
@@ -69,13 +69,27 @@ def fill(ladders: tuple[Ladder, ...], capacity: int, *, deadline: float, node_li
     """
     if capacity < 0:
         raise ValueError("capacity must not be negative")
-    groups = _groups(ladders)
-    search = _Core(groups, capacity, deadline, node_limit)
+    groups, weight_unit, value_unit = _reduced(_groups(ladders))
+    search = _Core(groups, capacity // weight_unit, deadline, node_limit)
     proven = search.run()
     steps = [[0] * len(ladder) for ladder in ladders]
     for group, count in zip(groups, search.best_taken, strict=True):
         steps[group.ladder][group.rung] = count
-    return Fill(tuple(map(tuple, steps)), search.best_value, proven, search.nodes)
+    value = search.best_value * value_unit
+    return Fill(tuple(map(tuple, steps)), value, proven, search.nodes)
+
+
+def _reduced(groups: list[_Group]) -> tuple[list[_Group], int, int]:
+    """The groups with weights and values divided by their greatest common divisors, and
+    those divisors. Only multiples of the weights' divisor can be filled, so the bounds, in
+    whole units of it, are as tight as integers allow (cents against micro-dollars, say)."""
+    weight_unit = gcd(*(g.weight for g in groups)) or 1
+    value_unit = gcd(*(g.value for g in groups)) or 1
+    reduced = [
+        _Group(g.ladder, g.rung, g.count, g.weight // weight_unit, g.value // value_unit)
+        for g in groups
+    ]
+    return reduced, weight_unit, value_unit
 
 
 def _groups(ladders: tuple[Ladder, ...]) -> list[_Group]:
@@ -88,7 +102,10 @@ def _groups(ladders: tuple[Ladder, ...]) -> list[_Group]:
         if rung.count
     ]
     first = {g.ladder: g.weight for g in reversed(groups)}
-    groups.sort(key=lambda g: (-Fraction(g.value, g.weight), -first[g.ladder], g.ladder, g.rung))
+    # Distinct ratios v/w differ by at least 1/(w1·w2), so ⌊v·M/w⌋ with M = max(w)² orders
+    # them exactly, and equal ratios stay equal.
+    scale = max((g.weight for g in groups), default=1) ** 2
+    groups.sort(key=lambda g: (-(g.value * scale // g.weight), -first[g.ladder], g.ladder, g.rung))
     return groups
 
 

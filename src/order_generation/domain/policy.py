@@ -130,7 +130,7 @@ def _check_count(value: int, name: str, *, least: int) -> None:
 
 
 def _check_ids(ids: Iterable[str], name: str) -> None:
-    for security_id in sorted(ids):
+    for security_id in sorted(ids, key=str):
         check_id(security_id, name)
 
 

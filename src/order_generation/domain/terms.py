@@ -169,10 +169,10 @@ class Term(NamedTuple):
 
     def _climb(self, run: Run) -> list[Rung]:
         """The steps through one run, grouped where f is linear: f bends only where the
-        amount passes the floor or the goal, so cut the steps at those two places."""
+        amount passes the goal, or the floor when there is a penalty, so cut the steps there."""
         steps = (run.last - run.first) // run.step
         cuts = {0, steps}
-        for bend in (self.floor, self.goal):
+        for bend in (self.floor, self.goal) if self.penalty else (self.goal,):
             k = -(-(bend - run.first * self.price) // (run.step * self.price))
             cuts |= {min(max(j, 0), steps) for j in (k - 1, k)}
         edges = sorted(cuts)
