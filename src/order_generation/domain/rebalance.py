@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from functools import cache
+from math import sumprod
 from time import perf_counter
 from typing import Literal, NamedTuple
 
@@ -243,7 +244,8 @@ def _settle(
 
 
 def _spent(book: Book, quantities: list[int]) -> int:
-    return sum(u * term.price for u, term in zip(quantities, book.terms, strict=True))
+    total: int = sumprod(quantities, [term.price for term in book.terms])  # type: ignore[assignment]
+    return total  # math.sumprod keeps integers whole (typeshed says float)
 
 
 def _milp_fallback(
@@ -477,9 +479,9 @@ def _drift(weight: int, a: int, one: int) -> Decimal:
     """(w - a/10^4)/w to 4 decimals, half-even, for w = weight/one (0 when w is 0); a
     negative value that rounds to 0 is -0.0000, as `Decimal.quantize` writes it.
     10^4 times it is (10^4·weight - a·one)/weight."""
-    if not weight:
-        return ZERO4
     top = weight * 10_000 - a * one
+    if not weight or not top:  # no target, or actual is the target
+        return ZERO4
     if weight < 0:
         top, weight = -top, -weight
     d = _round(top, weight)
