@@ -219,7 +219,11 @@ def _solve_mode(problem: "RebalanceProblem", mode: str, deadline: float) -> Poli
         first = _run(model.build(cost=dict.fromkeys(breaches, 1.0)), deadline)
         if first.kind != "optimal" or first.values is None or first.objective is None:
             return _unsolved(rebalance, units, first, mode)
-        model.row(-highspy.kHighsInf, first.objective + OUTSIDE_SLACK, [(o, 1.0) for o in breaches])
+        found = _answer(rebalance, units, first, mode, "optimal")
+        if found.outside is None:
+            return found
+        cap = float(found.outside) + OUTSIDE_SLACK
+        model.row(-highspy.kHighsInf, cap, [(o, 1.0) for o in breaches])
         start = dict(enumerate(map(float, first.values)))
     outcome = _run(model.build(cost=dict.fromkeys(deviations, 1.0), start=start), deadline)
     if outcome.kind != "optimal" or outcome.values is None:
@@ -312,7 +316,6 @@ def _restate(problem: "RebalanceProblem", *, fix_in_band: bool) -> _Rebalance | 
 def _formulate(rebalance: _Rebalance) -> tuple["_Builder", list[int], list[int], list[int]]:
     """The model without costs, and the columns of u, d and (best effort) o."""
     inf = highspy.kHighsInf
-    scale = float(max(rebalance.value, Fraction(1)))
     model = _Builder()
     units, deviations, breaches = [], [], []
     for s in rebalance.securities:
@@ -320,17 +323,17 @@ def _formulate(rebalance: _Rebalance) -> tuple["_Builder", list[int], list[int],
         units.append(u)
         if s.least:
             _size(model, s, u)
-        price = float(s.price) / scale
+        price = float(s.price)
         d = model.column(0, inf)
         deviations.append(d)
-        goal = float(s.goal) / scale
+        goal = float(s.goal)
         model.row(goal, inf, [(d, 1.0), (u, price)])
         model.row(-goal, inf, [(d, 1.0), (u, -price)])
         if rebalance.best_effort:
             o = model.column(0, inf)
             breaches.append(o)
-            model.row(float(s.floor) / scale, inf, [(o, 1.0), (u, price)])
-            model.row(-float(s.ceiling) / scale, inf, [(o, 1.0), (u, -price)])
+            model.row(float(s.floor), inf, [(o, 1.0), (u, price)])
+            model.row(-float(s.ceiling), inf, [(o, 1.0), (u, -price)])
     unit = lcm(*(s.price.denominator for s in rebalance.securities))
     budget = floor(rebalance.budget * unit) + 0.5
     cash = [(u, float(s.price * unit)) for u, s in zip(units, rebalance.securities, strict=True)]

@@ -47,29 +47,25 @@ class Policy:
     round_lot: int = 1
     round_lots: Mapping[str, int] = field(default_factory=dict)
     bands: Bands = "strict"
+    _unbuyable: frozenset[str] = field(init=False, repr=False, compare=False)
+    _unsellable: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("no_buy", "no_sell", "hold"):
             object.__setattr__(self, name, frozenset(getattr(self, name)))
         object.__setattr__(self, "round_lots", dict(self.round_lots))
         check_policy(self)
+        object.__setattr__(self, "_unbuyable", self.no_buy | self.hold)
+        object.__setattr__(self, "_unsellable", self.no_sell | self.hold)
 
     def lot(self, security_id: str) -> int:
         return self.round_lots.get(security_id, self.round_lot)
 
     def may_buy(self, security_id: str) -> bool:
-        return self.mode != "sell_only" and security_id not in self.no_buy | self.hold
+        return self.mode != "sell_only" and security_id not in self._unbuyable
 
     def may_sell(self, security_id: str) -> bool:
-        return self.mode != "buy_only" and security_id not in self.no_sell | self.hold
-
-    @property
-    def may_buy_any(self) -> bool:
-        return self.mode != "sell_only"
-
-    @property
-    def may_sell_any(self) -> bool:
-        return self.mode != "buy_only"
+        return self.mode != "buy_only" and security_id not in self._unsellable
 
     @property
     def sizes_trades(self) -> bool:

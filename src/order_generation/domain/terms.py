@@ -231,22 +231,19 @@ def read(
     ids = [*model, *sorted(set(holdings).difference(model))]
     rows = [model.get(sid) or Position(sid, ZERO, ZERO, ZERO) for sid in ids]
     price_list = [prices[sid] for sid in ids]
+    weight, weights, lows, highs = _weights(tuple(positions), policy.min_cash_fraction)
+    extra = [0] * (len(ids) - len(weights))
+    weights, lows, highs = weights + extra, lows + extra, highs + extra
     with localcontext(EXACT):
         market_value = cash + sum([q * prices[sid] for sid, q in holdings.items()], ZERO)
         value = market_value - policy.withdraw
         reserve = policy.reserve(value)
-        money, weight = _exponents(cash, price_list, rows, policy)
-        unit, weight_unit = Decimal(10**-money), Decimal(10**-weight)
+        money = _money_exponent(cash, price_list, policy)
         amount_unit = Decimal(10 ** -(money + weight))
-        v = int(value * unit)
+        v = int(value.scaleb(-money))
         budget = int((value - reserve) * amount_unit)
         least_value = int(policy.min_trade_value * amount_unit)
         shares = _whole(amount_unit, price_list)
-        weights = _whole(weight_unit, [r.target for r in rows])
-        lows = _whole(weight_unit, [r.low_drift for r in rows])
-        highs = _whole(weight_unit, [r.high_drift for r in rows])
-    no_buy = policy.no_buy | policy.hold if policy.may_buy_any else set(ids)
-    no_sell = policy.no_sell | policy.hold if policy.may_sell_any else set(ids)
     terms = []
     for sid, p, w, low, high in zip(ids, shares, weights, lows, highs, strict=True):
         held = holdings.get(sid, 0)
@@ -265,8 +262,8 @@ def read(
                 0,
                 lot,
                 least,
-                sid not in no_buy,
-                sid not in no_sell,
+                policy.may_buy(sid),
+                policy.may_sell(sid),
                 fixed,
             )
         )
@@ -292,19 +289,49 @@ def _whole(unit: Decimal, values: list[Decimal]) -> list[int]:
     return list(map(int, map(unit.__mul__, values)))
 
 
-def _exponents(
-    cash: Decimal, prices: list[Decimal], rows: list[Position], policy: Policy
-) -> tuple[int, int]:
-    """The exponents of the money and of the weights: every amount is a whole number of
-    10^money dollars and every weight of 10^weight (a sum has its terms' least exponent)."""
+def _money_exponent(cash: Decimal, prices: list[Decimal], policy: Policy) -> int:
+    """Every amount is a whole number of 10^this dollars (a sum has its terms' least exponent)."""
     money = (cash, sum(prices, ZERO), policy.withdraw, policy.min_cash, policy.min_trade_value)
-    weights = (
-        sum([p.target for p in rows], ZERO),
-        sum([p.low_drift for p in rows], ZERO),
-        sum([p.high_drift for p in rows], ZERO),
-        policy.min_cash_fraction,
-    )
-    return min(0, *map(_exponent, money)), min(0, *map(_exponent, weights))
+    return min(0, *map(_exponent, money))
+
+
+_WEIGHTS: dict[int, tuple[tuple[Position, ...], int, list[int], list[int], list[int]]] = {}
+"""id(positions) -> (positions, exponent, targets, low drifts, high drifts); the positions are
+kept, so an id is not reused while its entry lives. Every portfolio of a model rebalance
+shares its model's positions, so they are read once, not once per portfolio."""
+_WEIGHTS_KEPT = 64
+
+
+def _weights(
+    positions: tuple[Position, ...], fraction: Decimal
+) -> tuple[int, list[int], list[int], list[int]]:
+    """The exponent of the weights (every target, drift and `fraction` is a whole number of
+    10^exponent), and the targets, low and high drifts in that unit."""
+    entry = _WEIGHTS.get(id(positions))
+    if entry is None or entry[0] is not positions:
+        entry = (positions, *_read_weights(positions))
+        if len(_WEIGHTS) >= _WEIGHTS_KEPT:
+            _WEIGHTS.pop(next(iter(_WEIGHTS)), None)
+        _WEIGHTS[id(positions)] = entry
+    _, exponent, targets, lows, highs = entry
+    fine = min(exponent, _exponent(fraction))
+    if fine == exponent:
+        return exponent, targets, lows, highs
+    up = 10 ** (exponent - fine)
+    return fine, [w * up for w in targets], [w * up for w in lows], [w * up for w in highs]
+
+
+def _read_weights(positions: tuple[Position, ...]) -> tuple[int, list[int], list[int], list[int]]:
+    with localcontext(EXACT):
+        columns = [
+            [p.target for p in positions],
+            [p.low_drift for p in positions],
+            [p.high_drift for p in positions],
+        ]
+        exponent = min(0, *(_exponent(sum(column, ZERO)) for column in columns))
+        unit = Decimal(10**-exponent)
+        targets, lows, highs = (_whole(unit, column) for column in columns)
+    return exponent, targets, lows, highs
 
 
 def _exponent(value: Decimal) -> int:
