@@ -311,7 +311,7 @@ def _weights(
     if entry is None or entry[0] is not positions:
         entry = (positions, *_read_weights(positions))
         if len(_WEIGHTS) >= _WEIGHTS_KEPT:
-            _WEIGHTS.pop(next(iter(_WEIGHTS)), None)
+            _WEIGHTS.clear()  # atomic, unlike evicting one entry, for solves on threads
         _WEIGHTS[id(positions)] = entry
     _, exponent, targets, lows, highs = entry
     fine = min(exponent, _exponent(fraction))
