@@ -5,6 +5,7 @@ import pytest
 from order_generation.domain import rebalance
 from order_generation.domain.errors import Infeasible, InvalidInput, ServiceError, SolverTimeout
 from order_generation.domain.models import Position
+from order_generation.domain.policy import Policy
 from order_generation.domain.rebalance import Drift, RebalanceProblem, Trade, solve
 from order_generation.domain.terms import Term
 
@@ -255,3 +256,20 @@ def test_holdings_must_be_whole_numbers() -> None:
 def test_cash_must_be_finite() -> None:
     with pytest.raises(InvalidInput, match="cash"):
         problem([position(A, "0.1")], {A: "1"}, cash="NaN")
+
+
+def test_a_model_read_once_serves_policies_that_need_finer_units() -> None:
+    """Positions shared by many portfolios are read into integers once; a reserve fraction
+    with more decimals than the weights must still be exact, and reading them again must not
+    change the answer."""
+    positions = (position(A, "0.5", "0.5", "0.1"), position(B, "0.45", "0.45", "0.05"))
+    prices = {A: D("10"), B: D("7")}
+    answers = []
+    for fraction in ("0.1", "0.123456789", "0.1"):
+        policy = Policy(min_cash_fraction=D(fraction))
+        shared = solve(RebalanceProblem(positions, {}, D("10000"), prices, policy))
+        fresh = solve(RebalanceProblem(tuple(list(positions)), {}, D("10000"), prices, policy))
+        assert shared.quantities == fresh.quantities
+        assert shared.cash_after >= D("10000") * D(fraction)
+        answers.append(shared.quantities)
+    assert answers[0] == answers[2] != answers[1]
