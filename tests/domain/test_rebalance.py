@@ -268,7 +268,7 @@ def test_a_model_read_once_serves_policies_that_need_finer_units() -> None:
     for fraction in ("0.1", "0.123456789", "0.1"):
         policy = Policy(min_cash_fraction=D(fraction))
         shared = solve(RebalanceProblem(positions, {}, D("10000"), prices, policy))
-        fresh = solve(RebalanceProblem(tuple(list(positions)), {}, D("10000"), prices, policy))
+        fresh = solve(RebalanceProblem((*positions,), {}, D("10000"), prices, policy))
         assert shared.quantities == fresh.quantities
         assert shared.cash_after >= D("10000") * D(fraction)
         answers.append(shared.quantities)
