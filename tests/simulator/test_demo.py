@@ -60,6 +60,16 @@ def test_the_models_obey_the_model_rules_and_know_their_securities(seed):
     followed = [pid for m in models for pid in m.portfolios]
     assert len(followed) == len(set(followed))  # a portfolio follows at most one model
     assert set(followed) <= portfolio_ids
+    assert 1 <= len(portfolio_ids - set(followed)) <= 10  # some are free for a new model
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_model_weights_fit_the_portal_form_steps_of_a_hundredth(seed):
+    """The portal's model form refuses e.g. 0.045 (step="0.01"), silently."""
+    for model in map(as_model, demo_scenario(seed).models):
+        for position in model.positions:
+            for weight in (position.target, position.low_drift, position.high_drift):
+                assert weight % Decimal("0.01") == 0, (model.name, position)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

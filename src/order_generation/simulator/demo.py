@@ -8,12 +8,14 @@ from typing import Any
 from order_generation.simulator.scenario import Portfolio, Scenario, Security
 
 SECURITY_COUNT = 60
-PORTFOLIO_COUNT = 30
+PORTFOLIO_COUNT = 34
 _NAMES = ("Harbor", "Summit", "Cedar", "Beacon", "Granite", "Meadow", "Aurora", "Keystone")
 _STYLES = ("Growth", "Income", "Balanced", "Value", "Horizon", "Core")
-# (name, positions, target each, low drift, high drift, portfolios): targets sum to 0.90.
+# (name, positions, target each, low drift, high drift, portfolios): targets sum to 0.90, in
+# steps of 0.01 as the portal's model form takes them. The last PORTFOLIO_COUNT - 30
+# portfolios follow no model, so a first user can build a model of their own in the portal.
 _MODELS = (
-    ("Demo Balanced", 20, "0.045", "0.02", "0.03", 18),
+    ("Demo Balanced", 18, "0.05", "0.02", "0.03", 18),
     ("Demo Growth", 10, "0.09", "0.03", "0.03", 12),
 )
 
