@@ -19,9 +19,12 @@ async def create(client: httpx.AsyncClient, body: dict[str, Any] | None = None) 
 
 def assert_error(response: httpx.Response, status: int, code: str, *words: str) -> None:
     assert response.status_code == status, response.text
-    error = response.json()["error"]
+    body = response.json()
+    assert set(body) == {"error", "detail"}
+    error = body["error"]
     assert error["code"] == code
     assert set(error) == {"code", "message", "details", "timestamp", "trace_id"}
+    assert body["detail"] == error["message"]  # where FastAPI clients and the portal look
     for word in words:
         assert word in error["message"]
 

@@ -29,7 +29,8 @@ def error_response(
             details=details or {},
             timestamp=datetime.now(UTC),
             trace_id=trace_id,
-        )
+        ),
+        detail=message,
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=status)
 

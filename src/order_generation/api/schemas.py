@@ -136,6 +136,8 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """The one error shape of every endpoint."""
+    """The one error shape of every endpoint; `detail` repeats the message where FastAPI
+    clients (the GlobeCo portal among them) look for it."""
 
     error: ErrorDetail
+    detail: str
