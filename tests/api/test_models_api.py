@@ -278,6 +278,19 @@ async def test_list_pages_and_sorts(client: httpx.AsyncClient):
     assert [m["model_id"] for m in both.json()] == ids[::-1]
 
 
+async def test_an_offset_at_or_past_the_end_is_an_empty_page(client: httpx.AsyncClient):
+    """The portal's "Load More" asks for offset=10 when a full page of 10 came back."""
+    for n in range(10):
+        await create(client, model_body(name=f"model {n}"))
+    first = await client.get(f"{API}/models", params={"limit": 10, "offset": 0})
+    assert len(first.json()) == 10
+    for offset in (10, 11, 10_000):
+        response = await client.get(f"{API}/models", params={"limit": 10, "offset": offset})
+        assert (response.status_code, response.json()) == (200, [])
+    last = await client.get(f"{API}/models", params={"limit": 10, "offset": 9})
+    assert len(last.json()) == 1
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -286,7 +299,7 @@ async def test_list_pages_and_sorts(client: httpx.AsyncClient):
         ({"offset": -1}, "offset"),
         ({"limit": 0}, "limit"),
         ({"limit": "ten"}, "limit"),
-        ({"offset": 5}, "offset"),
+        ({"offset": -10, "limit": -1}, "offset"),
     ],
 )
 async def test_list_rejects_bad_parameters(

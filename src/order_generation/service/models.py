@@ -4,28 +4,14 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from order_generation.adapters.mongo import MongoStore, SortSpec
-from order_generation.domain.errors import Conflict, InvalidInput, VersionConflict
+from order_generation.adapters.mongo import MongoStore
+from order_generation.domain.errors import Conflict, VersionConflict
 from order_generation.domain.models import InvestmentModel, Position
+from order_generation.service.sorting import parse_sort
 
 log = structlog.get_logger(__name__)
 _CHANGE_ATTEMPTS = 3
 SORTABLE_FIELDS = ("model_id", "name", "last_rebalance_date")
-
-
-def parse_sort(sort_by: str | None) -> SortSpec:
-    """`"-name,+model_id"` -> `[("name", -1), ("model_id", 1)]`."""
-    if not sort_by:
-        return []
-    spec: list[tuple[str, int]] = []
-    for item in (part.strip() for part in sort_by.split(",")):
-        field = item[1:] if item[:1] in ("+", "-") else item
-        if field not in SORTABLE_FIELDS:
-            raise InvalidInput("sort_by", f"{item!r} is not one of {', '.join(SORTABLE_FIELDS)}")
-        if any(field == taken for taken, _ in spec):
-            raise InvalidInput("sort_by", f"{field} is given more than once")
-        spec.append((field, -1 if item.startswith("-") else 1))
-    return spec
 
 
 class ModelService:
@@ -35,10 +21,9 @@ class ModelService:
         self._store = store
 
     async def list(self, offset: int, limit: int, sort_by: str | None) -> list[InvestmentModel]:
-        sort = parse_sort(sort_by)
-        if offset > 0 and offset >= await self._store.count_models():
-            raise InvalidInput("offset", "is beyond the number of models")
-        return await self._store.list_models(offset, limit, sort)
+        """A page of models; an offset at or past the end is an empty page (the portal's "Load
+        More" asks for one whenever the last page was full)."""
+        return await self._store.list_models(offset, limit, parse_sort(sort_by, SORTABLE_FIELDS))
 
     async def get(self, model_id: str) -> InvestmentModel:
         return await self._store.get_model(model_id)
