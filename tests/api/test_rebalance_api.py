@@ -4,6 +4,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -69,6 +70,24 @@ async def test_a_portfolio_rebalance_is_optimal_and_stored(service: httpx.AsyncC
     position = next(p for p in portfolio["positions"] if p["security_id"] == EXPENSIVE)
     assert position["price"] == 3000
     assert position["adjusted_position_market_value"] == 3000 * position["adjusted_quantity"]
+
+
+async def test_each_drift_row_says_its_price_and_ticker(service: httpx.AsyncClient):
+    tickers = {s.security_id: s.ticker for s in BOOK.scenario.securities}
+    answer = (await rebalance(service, OUTSIDE_MODEL)).json()
+    model_entries = (
+        await service.post(f"{API}/model/{await model_id_of(service)}/rebalance")
+    ).json()
+    entry = next(e for e in model_entries if e["portfolio_id"] == OUTSIDE_MODEL)
+    for drifts in (answer["drifts"], entry["drifts"]):
+        assert {d["security_id"] for d in drifts} >= {sid(22)}  # held outside the model
+        for drift in drifts:
+            assert drift["ticker"] == tickers[drift["security_id"]]
+            assert isinstance(drift["price"], str)
+            assert Decimal(drift["price"]) == BOOK.price(drift["security_id"])
+    stored = (await service.get(f"{API}/rebalance/{answer['rebalance_id']}")).json()
+    for position in stored["portfolios"][0]["positions"]:
+        assert position["ticker"] == tickers[position["security_id"]]
 
 
 @pytest.mark.parametrize("portfolio_id", [NEW, CASH_ONLY, OUTSIDE_MODEL])
@@ -433,3 +452,117 @@ async def test_the_rebalance_bodies_are_in_the_openapi_document(service: httpx.A
     policy = document["components"]["schemas"]["PolicyBody-Input"]
     assert policy["additionalProperties"] is False
     assert "roundLot" in policy["properties"]
+
+
+async def model_id_of(service: httpx.AsyncClient) -> str:
+    model_id: str = (await service.get(f"{API}/models")).json()[0]["model_id"]
+    return model_id
+
+
+async def test_stored_runs_sort_by_the_portal_columns(service: httpx.AsyncClient):
+    singles = [(await rebalance(service, p)).json()["rebalance_id"] for p in REGULAR[:2]]
+    moved = {"portfolios": [CASH_ONLY]}  # to a model of its own
+    book_id = await model_id_of(service)
+    await service.request("DELETE", f"{API}/model/{book_id}/portfolio", json=moved)
+    other = {"name": "other", "positions": BOOK.model["positions"]} | moved
+    other_id = (await service.post(f"{API}/models", json=other)).json()["model_id"]
+    [entry] = (await service.post(f"{API}/model/{other_id}/rebalance")).json()
+    ids = [*singles, entry["rebalance_id"]]  # oldest first
+
+    async def order(sort_by: str | None = None, url: str = "rebalances") -> list[str]:
+        params = {"sort_by": sort_by} if sort_by else {}
+        if url == "rebalances":
+            response = await service.get(f"{API}/rebalances", params=params)
+        else:
+            body = {"portfolios": [REGULAR[0], REGULAR[1], CASH_ONLY]}
+            response = await service.post(f"{API}/rebalances/portfolios", json=body, params=params)
+        assert response.status_code == 200, response.text
+        return [r["rebalance_id"] for r in response.json()]
+
+    for url in ("rebalances", "portfolios"):
+        assert await order(url=url) == ids[::-1]
+        assert await order("-rebalance_date", url) == ids[::-1]
+        assert await order("+rebalance_date", url) == ids
+        assert await order("rebalance_id", url) == ids
+        assert await order("-rebalance_id", url) == ids[::-1]
+        # "book 7" < "other"; the two book runs tie on the name and fall back to the id.
+        assert await order("model_name", url) == ids
+        assert await order("-model_name,-rebalance_date", url) == [ids[2], ids[1], ids[0]]
+        assert await order("number_of_portfolios,rebalance_date", url) == ids
+
+
+@pytest.mark.parametrize("sort_by", ["size", "-portfolios", "model_name,-model_name", ""])
+async def test_a_bad_sort_by_is_400_naming_it(service: httpx.AsyncClient, sort_by: str):
+    if not sort_by:  # an empty value is the default order, not an error
+        assert (await service.get(f"{API}/rebalances?sort_by=")).status_code == 200
+        return
+    response = await service.get(f"{API}/rebalances", params={"sort_by": sort_by})
+    assert_error(response, 400, "VALIDATION_ERROR", "sort_by")
+    body = {"portfolios": [REGULAR[0]]}
+    response = await service.post(
+        f"{API}/rebalances/portfolios", json=body, params={"sort_by": sort_by}
+    )
+    assert_error(response, 400, "VALIDATION_ERROR", "sort_by")
+
+
+async def test_stored_runs_carry_created_at(service: httpx.AsyncClient):
+    before = datetime.now(UTC)
+    rebalance_id = (await rebalance(service, REGULAR[0])).json()["rebalance_id"]
+    [listed] = (await service.get(f"{API}/rebalances")).json()
+    one = (await service.get(f"{API}/rebalance/{rebalance_id}")).json()
+    for run in (listed, one):
+        created = datetime.fromisoformat(run["created_at"])
+        assert before - timedelta(seconds=1) <= created <= datetime.now(UTC)
+        assert datetime.fromisoformat(run["rebalance_date"]) <= created
+
+
+async def test_a_run_is_read_a_page_of_portfolios_or_one_portfolio_at_a_time(
+    service: httpx.AsyncClient,
+):
+    entries = (await service.post(f"{API}/model/{await model_id_of(service)}/rebalance")).json()
+    rebalance_id = entries[0]["rebalance_id"]
+    whole = (await service.get(f"{API}/rebalance/{rebalance_id}")).json()
+    assert len(whole["portfolios"]) == 99
+
+    url = f"{API}/rebalance/{rebalance_id}/portfolios"
+    pages = []
+    for offset in range(0, 100, 25):
+        response = await service.get(url, params={"offset": offset, "limit": 25})
+        assert response.status_code == 200, response.text
+        pages += response.json()
+    assert pages == whole["portfolios"]
+    assert len((await service.get(url)).json()) == 10  # the default limit
+    assert (await service.get(url, params={"offset": 99})).json() == []
+
+    for portfolio in whole["portfolios"][:3]:
+        positions = await service.get(
+            f"{API}/rebalance/{rebalance_id}/portfolio/{portfolio['portfolio_id']}/positions"
+        )
+        assert positions.status_code == 200, positions.text
+        assert positions.json() == portfolio["positions"]
+        assert all(isinstance(p["price"], float | int) for p in positions.json())
+
+    missing = f"{API}/rebalance/{rebalance_id}/portfolio/{pid(999)}/positions"
+    assert_error(await service.get(missing), 404, "NOT_FOUND", pid(999))
+    failed = f"{API}/rebalance/{rebalance_id}/portfolio/{TOO_SMALL}/positions"
+    assert_error(await service.get(failed), 404, "NOT_FOUND", "failed")
+    unknown = "6650a1f0c2a4b3d2e1f00001"
+    assert_error(await service.get(f"{API}/rebalance/{unknown}/portfolios"), 404, "NOT_FOUND")
+    positions_of_unknown = f"{API}/rebalance/{unknown}/portfolio/{REGULAR[0]}/positions"
+    assert_error(await service.get(positions_of_unknown), 404, "NOT_FOUND")
+    assert_error(await service.get(f"{API}/rebalance/bad/portfolios"), 400, "VALIDATION_ERROR")
+    too_many = await service.get(url, params={"limit": 101})
+    assert_error(too_many, 400, "VALIDATION_ERROR", "limit")
+
+
+async def test_a_model_without_portfolios_answers_no_entries_and_stores_no_run(
+    service: httpx.AsyncClient,
+):
+    body = {"name": "empty", "positions": BOOK.model["positions"], "portfolios": []}
+    created = (await service.post(f"{API}/models", json=body)).json()
+    response = await service.post(f"{API}/model/{created['model_id']}/rebalance")
+    assert (response.status_code, response.json()) == (200, [])
+    assert (await service.get(f"{API}/rebalances")).json() == []
+    after = (await service.get(f"{API}/model/{created['model_id']}")).json()
+    assert after["last_rebalance_date"] is None
+    assert after["version"] == created["version"]

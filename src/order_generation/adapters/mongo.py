@@ -1,8 +1,8 @@
 """MongoDB storage through the official async driver, documents converted next to queries."""
 
 import asyncio
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -35,6 +35,13 @@ _PENDING, _COMPLETE, _DELETING = "pending", "complete", "deleting"
 # ~20 ms on one write, so reads get in between (a real MongoDB pays more round trips).
 _POSITIONS_PER_DOCUMENT = 50
 _SORT_FIELDS = {"model_id": "_id", "name": "name", "last_rebalance_date": "last_rebalance_date"}
+_RUN_SORT_FIELDS = {
+    "rebalance_id": "_id",
+    "model_name": "model_name",
+    "rebalance_date": "rebalance_date",
+    "number_of_portfolios": "number_of_portfolios",
+}
+_FIRST_PART = {"part": {"$in": [0, None]}}  # results written before the split have no `part`
 
 
 class _DecimalCodec(TypeCodec):
@@ -61,12 +68,28 @@ def object_id(value: str, field: str) -> ObjectId:
     return ObjectId(value)
 
 
+@dataclass(frozen=True)
+class StoredRun:
+    """A stored run as read back: `run.outcomes` holds the portfolios asked for (all of them,
+    a page, or one), `tickers` the ticker stored with each of their positions."""
+
+    run: RebalanceRun
+    created_at: datetime
+    number_of_portfolios: int
+    tickers: Mapping[str, str]
+
+    @property
+    def outcomes(self) -> tuple[PortfolioOutcome | PortfolioFailure, ...]:
+        return self.run.outcomes
+
+
 class MongoStore:
     """The `models` collection (and, later, `rebalances`) of one database."""
 
-    def __init__(self, url: str, database: str) -> None:
+    def __init__(self, url: str, database: str, **client_options: Any) -> None:
+        """`client_options` go to the driver's client (e.g. `event_listeners`)."""
         self._client: AsyncMongoClient[Document] = AsyncMongoClient(
-            url, tz_aware=True, serverSelectionTimeoutMS=5000
+            url, tz_aware=True, serverSelectionTimeoutMS=5000, **client_options
         )
         db = self._client.get_database(database, codec_options=_CODEC_OPTIONS)
         self._models = db["models"]
@@ -77,7 +100,12 @@ class MongoStore:
         """Create the indexes the queries rely on (idempotent) and sweep unfinished writes."""
         await self._models.create_index("name", unique=True)
         await self._models.create_index("portfolios")
-        await self._rebalances.create_index([("status", ASCENDING), ("rebalance_date", DESCENDING)])
+        # One per sortable field, ties broken by _id: a page in any single-field order is
+        # read off an index, in either direction, instead of sorting every run.
+        for field in ("rebalance_date", "model_name", "number_of_portfolios"):
+            await self._rebalances.create_index(
+                [("status", ASCENDING), (field, ASCENDING), ("_id", ASCENDING)]
+            )
         await self._results.create_index(
             [("rebalance_id", ASCENDING), ("index", ASCENDING), ("part", ASCENDING)]
         )
@@ -89,9 +117,6 @@ class MongoStore:
 
     async def ping(self) -> None:
         await self._client.admin.command("ping")
-
-    async def count_models(self) -> int:
-        return await self._models.count_documents({})
 
     async def list_models(self, offset: int, limit: int, sort: SortSpec) -> list[InvestmentModel]:
         order = [(_SORT_FIELDS[field], direction) for field, direction in sort] or [
@@ -164,12 +189,15 @@ class MongoStore:
     # the number of portfolios or of positions. Without transactions, the header's status makes
     # a run visible only once all its parts are written.
 
-    async def insert_rebalance(self, run: RebalanceRun) -> RebalanceRun:
+    async def insert_rebalance(
+        self, run: RebalanceRun, tickers: Mapping[str, str] | None = None
+    ) -> RebalanceRun:
+        """Store a run; `tickers` (security id -> ticker) are kept with the positions."""
         header = _header_doc(run) | {"status": _PENDING, "version": 1, "created_at": _now()}
         rebalance_id = (await self._rebalances.insert_one(header)).inserted_id
         try:
             for index, outcome in enumerate(run.outcomes):
-                for doc in _outcome_docs(rebalance_id, index, outcome):
+                for doc in _outcome_docs(rebalance_id, index, outcome, tickers or {}):
                     await self._results.insert_one(doc)
             complete = {"$set": {"status": _COMPLETE}}
             await self._rebalances.update_one({"_id": rebalance_id}, complete)
@@ -179,30 +207,81 @@ class MongoStore:
             raise
         return replace(run, rebalance_id=str(rebalance_id), version=1)
 
-    async def get_rebalance(self, rebalance_id: str) -> RebalanceRun:
-        key = {"_id": object_id(rebalance_id, "rebalance_id"), "status": _COMPLETE}
-        header = await self._rebalances.find_one(key)
-        if header is None:
-            raise NotFound(f"rebalance {rebalance_id} not found")
-        return (await self._with_outcomes([header]))[0]
+    async def get_rebalance(self, rebalance_id: str) -> StoredRun:
+        header = await self._header(rebalance_id)
+        results = self._results.find({"rebalance_id": header["_id"]}).sort(_RESULT_ORDER)
+        return _stored_run(header, _joined(await results.to_list()))
+
+    async def run_portfolios(self, rebalance_id: str, offset: int, limit: int) -> StoredRun:
+        """A page of a run's rebalanced portfolios (failures are not in it), in run order;
+        only that page's documents are read."""
+        header = await self._header(rebalance_id)
+        key = {"rebalance_id": header["_id"]}
+        succeeded = key | _FIRST_PART | {"error": {"$exists": False}}
+        firsts = self._results.find(succeeded).sort("index", ASCENDING).skip(offset).limit(limit)
+        page = await firsts.to_list()
+        if not page:
+            return _stored_run(header, [])
+        rest = key | {"index": {"$in": [doc["index"] for doc in page]}, "part": {"$gt": 0}}
+        results = page + await self._results.find(rest).sort(_RESULT_ORDER).to_list()
+        results.sort(key=lambda doc: (doc["index"], doc.get("part", 0)))
+        return _stored_run(header, _joined(results))
+
+    async def run_portfolio(self, rebalance_id: str, portfolio_id: str) -> StoredRun:
+        """One rebalanced portfolio of a run; NotFound if the run did not rebalance it."""
+        header = await self._header(rebalance_id)
+        query = {"rebalance_id": header["_id"], "portfolio_id": portfolio_id}
+        found = _joined(await self._results.find(query).sort(_RESULT_ORDER).to_list())
+        if not found:
+            raise NotFound(f"portfolio {portfolio_id} is not in rebalance {rebalance_id}")
+        if "error" in found[0]:
+            raise NotFound(
+                f"portfolio {portfolio_id} failed in rebalance {rebalance_id} and has no "
+                f"positions: {found[0]['error']['message']}",
+                {"error": found[0]["error"]},
+            )
+        return _stored_run(header, found)
 
     async def list_rebalances(
-        self, offset: int, limit: int, portfolio_ids: Sequence[str] | None = None
-    ) -> list[RebalanceRun]:
-        """Newest first; only runs that include one of `portfolio_ids` when given."""
+        self,
+        offset: int,
+        limit: int,
+        sort: SortSpec = (("rebalance_date", DESCENDING),),
+        portfolio_ids: Sequence[str] | None = None,
+    ) -> list[StoredRun]:
+        """Complete runs in `sort` order, ties by id; only those including one of
+        `portfolio_ids` when given."""
         query: Document = {"status": _COMPLETE}
         if portfolio_ids is not None:
             runs = await self._runs_including(portfolio_ids)
             if not runs:
                 return []
             query["_id"] = {"$in": runs}
-        cursor = self._rebalances.find(query).sort([("rebalance_date", DESCENDING), ("_id", 1)])
-        return await self._with_outcomes(await cursor.skip(offset).limit(limit).to_list())
+        order = [(_RUN_SORT_FIELDS[field], direction) for field, direction in sort]
+        if not any(field == "_id" for field, _ in order):
+            order.append(("_id", order[-1][1] if order else DESCENDING))
+        cursor = self._rebalances.find(query).sort(order).skip(offset).limit(limit)
+        headers = await cursor.to_list()
+        ids = [header["_id"] for header in headers]
+        results = self._results.find({"rebalance_id": {"$in": ids}}).sort(
+            [("rebalance_id", ASCENDING), *_RESULT_ORDER]
+        )
+        by_run: dict[ObjectId, list[Document]] = {i: [] for i in ids}
+        for doc in _joined(await results.to_list()):
+            by_run[doc["rebalance_id"]].append(doc)
+        return [_stored_run(header, by_run[header["_id"]]) for header in headers]
+
+    async def _header(self, rebalance_id: str) -> Document:
+        key = {"_id": object_id(rebalance_id, "rebalance_id"), "status": _COMPLETE}
+        header = await self._rebalances.find_one(key)
+        if header is None:
+            raise NotFound(f"rebalance {rebalance_id} not found")
+        return header
 
     async def _runs_including(self, portfolio_ids: Sequence[str]) -> list[ObjectId]:
         if not portfolio_ids:
             return []
-        query = {"portfolio_id": {"$in": list(portfolio_ids)}, "part": {"$in": [0, None]}}
+        query = {"portfolio_id": {"$in": list(portfolio_ids)}} | _FIRST_PART
         found = self._results.find(query, {"rebalance_id": 1})
         return list({doc["rebalance_id"] async for doc in found})
 
@@ -228,24 +307,38 @@ class MongoStore:
         await self._results.delete_many({"rebalance_id": rebalance_id})
         await self._rebalances.delete_one({"_id": rebalance_id})
 
-    async def _with_outcomes(self, headers: list[Document]) -> list[RebalanceRun]:
-        ids = [header["_id"] for header in headers]
-        results: dict[ObjectId, list[Document]] = {i: [] for i in ids}
-        cursor = self._results.find({"rebalance_id": {"$in": ids}}).sort(
-            [("rebalance_id", ASCENDING), ("index", ASCENDING), ("part", ASCENDING)]
-        )
-        async for doc in cursor:
-            run_results = results[doc["rebalance_id"]]
-            # Part 0 (or a document written before results were split, without `part`)
-            # starts a portfolio; the later parts only carry more of its positions.
-            if doc.get("part", 0) > 0:
-                run_results[-1]["positions"].extend(doc["positions"])
-            else:
-                run_results.append(doc)
-        return [
-            _run_from_doc(header, tuple(_outcome_from_doc(doc) for doc in results[header["_id"]]))
-            for header in headers
-        ]
+
+_RESULT_ORDER = [("index", ASCENDING), ("part", ASCENDING)]
+
+
+def _joined(results: Iterable[Document]) -> list[Document]:
+    """Result documents in (run, index, part) order, each portfolio's parts made one."""
+    joined: list[Document] = []
+    for doc in results:
+        # Part 0 (or a document written before results were split, without `part`)
+        # starts a portfolio; the later parts only carry more of its positions.
+        if doc.get("part", 0) > 0:
+            joined[-1]["positions"].extend(doc["positions"])
+        else:
+            joined.append(doc)
+    return joined
+
+
+def _stored_run(header: Document, results: list[Document]) -> StoredRun:
+    run = _run_from_doc(header, tuple(_outcome_from_doc(doc) for doc in results))
+    tickers = {
+        p["security_id"]: p["ticker"]
+        for doc in results
+        for p in doc.get("positions", ())
+        if p.get("ticker")
+    }
+    return StoredRun(
+        run=run,
+        # Runs stored before created_at was kept in the header read as created when dated.
+        created_at=header.get("created_at") or header["rebalance_date"],
+        number_of_portfolios=header["number_of_portfolios"],
+        tickers=tickers,
+    )
 
 
 def _now() -> datetime:
@@ -326,7 +419,10 @@ def _run_from_doc(
 
 
 def _outcome_docs(
-    rebalance_id: ObjectId, index: int, outcome: PortfolioOutcome | PortfolioFailure
+    rebalance_id: ObjectId,
+    index: int,
+    outcome: PortfolioOutcome | PortfolioFailure,
+    tickers: Mapping[str, str],
 ) -> Iterator[Document]:
     """Part 0 holds the portfolio's own fields; every part holds the key and its positions."""
 
@@ -344,7 +440,10 @@ def _outcome_docs(
     result = outcome.result
     trades = {t.security_id: t for t in result.trades}
     trade_date = datetime.combine(outcome.trade_date, time(), UTC)
-    positions = [_position_doc(d, trades.get(d.security_id), trade_date) for d in result.drifts]
+    positions = [
+        _position_doc(d, trades.get(d.security_id), trade_date, tickers.get(d.security_id))
+        for d in result.drifts
+    ]
     yield key(0) | {
         "portfolio_name": outcome.portfolio_name,
         "trade_date": trade_date,
@@ -366,9 +465,12 @@ def _outcome_docs(
         yield key(part) | {"positions": positions[start : start + _POSITIONS_PER_DOCUMENT]}
 
 
-def _position_doc(drift: Drift, trade: Trade | None, trade_date: datetime) -> Document:
+def _position_doc(
+    drift: Drift, trade: Trade | None, trade_date: datetime, ticker: str | None
+) -> Document:
     return {
         "security_id": drift.security_id,
+        "ticker": ticker,
         "price": drift.price,
         "original_quantity": drift.original_quantity,
         "adjusted_quantity": drift.adjusted_quantity,

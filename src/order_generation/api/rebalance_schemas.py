@@ -3,13 +3,14 @@
 The portal reads stored-run figures as JSON numbers; storage itself stays Decimal128.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, PlainSerializer
 
+from order_generation.adapters.mongo import StoredRun
 from order_generation.api.schemas import PolicyBody
 from order_generation.domain.policy import Mode
 from order_generation.domain.rebalance import Drift, RebalanceResult, Trade
@@ -27,6 +28,10 @@ class TransactionOut(BaseModel):
 
 class DriftOut(BaseModel):
     security_id: str
+    ticker: Annotated[
+        str | None, Field(description="The Security service's ticker; null in a preview")
+    ]
+    price: Annotated[Decimal, Field(description="The price the rebalance used")]
     original_quantity: Decimal
     adjusted_quantity: Decimal
     target: Decimal
@@ -79,7 +84,9 @@ class RebalanceOut(BaseModel):
     breaches: list[BreachOut]
 
     @classmethod
-    def of(cls, run: RebalanceRun, outcome: PortfolioOutcome) -> "RebalanceOut":
+    def of(
+        cls, run: RebalanceRun, outcome: PortfolioOutcome, tickers: Mapping[str, str]
+    ) -> "RebalanceOut":
         return cls.of_result(
             outcome.result,
             outcome.trade_date,
@@ -87,6 +94,7 @@ class RebalanceOut(BaseModel):
             model_id=run.model_id,
             portfolio_id=outcome.portfolio_id,
             portfolio_name=outcome.portfolio_name,
+            tickers=tickers,
         )
 
     @classmethod
@@ -99,8 +107,10 @@ class RebalanceOut(BaseModel):
         model_id: str | None,
         portfolio_id: str | None,
         portfolio_name: str | None,
+        tickers: Mapping[str, str] | None = None,
     ) -> "RebalanceOut":
-        """One solved portfolio; a preview or a run from files has no rebalance_id.
+        """One solved portfolio; a preview or a run from files has no rebalance_id, and no
+        tickers (security id -> ticker).
 
         Validated from plain data in one call: a model instance per drift row, built one by
         one, took most of the time of answering a 1,000-portfolio rebalance.
@@ -123,7 +133,10 @@ class RebalanceOut(BaseModel):
                     }
                     for t in result.trades
                 ],
-                "drifts": [d._asdict() for d in result.drifts],
+                "drifts": [
+                    d._asdict() | {"ticker": (tickers or {}).get(d.security_id)}
+                    for d in result.drifts
+                ],
                 "policy": result.policy,
                 "mode": result.mode,
                 "status": result.status,
@@ -140,11 +153,13 @@ class RebalanceFailureOut(BaseModel):
     error: FailureDetail
 
 
-def run_out(run: RebalanceRun) -> Iterator[RebalanceOut | RebalanceFailureOut]:
+def run_out(
+    run: RebalanceRun, tickers: Mapping[str, str]
+) -> Iterator[RebalanceOut | RebalanceFailureOut]:
     """One entry per portfolio of the run, in the model's portfolio order."""
     for o in run.outcomes:
         if isinstance(o, PortfolioOutcome):
-            yield RebalanceOut.of(run, o)
+            yield RebalanceOut.of(run, o, tickers)
         else:
             yield RebalanceFailureOut(
                 rebalance_id=run.rebalance_id,
@@ -155,6 +170,7 @@ def run_out(run: RebalanceRun) -> Iterator[RebalanceOut | RebalanceFailureOut]:
 
 class StoredPosition(BaseModel):
     security_id: str
+    ticker: Annotated[str | None, Field(description="null for runs stored before tickers")]
     price: Number
     original_quantity: int
     adjusted_quantity: int
@@ -199,16 +215,15 @@ class StoredPortfolio(BaseModel):
     breaches: list[StoredBreach]
 
     @classmethod
-    def of(cls, outcome: PortfolioOutcome) -> "StoredPortfolio":
+    def of(cls, outcome: PortfolioOutcome, tickers: Mapping[str, str]) -> "StoredPortfolio":
         result = outcome.result
-        trades = {t.security_id: t for t in result.trades}
         return cls(
             portfolio_id=outcome.portfolio_id,
             portfolio_name=outcome.portfolio_name,
             market_value=result.market_value,
             cash_before_rebalance=result.cash_before,
             cash_after_rebalance=result.cash_after,
-            positions=[_stored_position(d, trades, outcome.trade_date) for d in result.drifts],
+            positions=stored_positions(outcome, tickers),
             policy=StoredPolicy.model_validate(result.policy),
             mode=result.mode,
             status=result.status,
@@ -216,10 +231,22 @@ class StoredPortfolio(BaseModel):
         )
 
 
-def _stored_position(drift: Drift, trades: dict[str, Trade], trade_date: date) -> StoredPosition:
+def stored_positions(outcome: PortfolioOutcome, tickers: Mapping[str, str]) -> list[StoredPosition]:
+    """One stored portfolio's positions, in the order of its drift report."""
+    trades = {t.security_id: t for t in outcome.result.trades}
+    return [
+        _stored_position(d, trades, outcome.trade_date, tickers.get(d.security_id))
+        for d in outcome.result.drifts
+    ]
+
+
+def _stored_position(
+    drift: Drift, trades: dict[str, Trade], trade_date: date, ticker: str | None
+) -> StoredPosition:
     trade = trades.get(drift.security_id)
     return StoredPosition(
         security_id=drift.security_id,
+        ticker=ticker,
         price=drift.price,
         original_quantity=drift.original_quantity,
         adjusted_quantity=drift.adjusted_quantity,
@@ -248,21 +275,24 @@ class StoredRebalance(BaseModel):
     model_id: str
     model_name: str
     rebalance_date: datetime
+    created_at: Annotated[datetime, Field(description="When the run was stored")]
     number_of_portfolios: int
     portfolios: list[StoredPortfolio]
     failures: list[StoredFailure]
     version: int
 
     @classmethod
-    def of(cls, run: RebalanceRun) -> "StoredRebalance":
+    def of(cls, stored: StoredRun) -> "StoredRebalance":
+        run = stored.run
         assert run.rebalance_id is not None
         return cls(
             rebalance_id=run.rebalance_id,
             model_id=run.model_id,
             model_name=run.model_name,
             rebalance_date=run.rebalance_date,
-            number_of_portfolios=len(run.outcomes),
-            portfolios=[StoredPortfolio.of(o) for o in run.succeeded],
+            created_at=stored.created_at,
+            number_of_portfolios=stored.number_of_portfolios,
+            portfolios=[StoredPortfolio.of(o, stored.tickers) for o in run.succeeded],
             failures=[
                 StoredFailure(
                     portfolio_id=o.portfolio_id, error=FailureDetail(code=o.code, message=o.message)

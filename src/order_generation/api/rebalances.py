@@ -12,11 +12,15 @@ from order_generation.api.dependencies import RebalanceServiceDep, StoreDep
 from order_generation.api.rebalance_schemas import (
     RebalanceFailureOut,
     RebalanceOut,
+    StoredPortfolio,
+    StoredPosition,
     StoredRebalance,
     run_out,
+    stored_positions,
 )
 from order_generation.api.schemas import ErrorBody, Offset, PolicyBody, PortfoliosBody
 from order_generation.domain.runs import PortfolioOutcome
+from order_generation.service.sorting import parse_sort
 
 router = APIRouter(
     prefix="/api/v1",
@@ -27,6 +31,15 @@ router = APIRouter(
     },
 )
 Limit = Annotated[int, Query(ge=1, le=100)]
+RUN_SORT_FIELDS = ("rebalance_id", "model_name", "rebalance_date", "number_of_portfolios")
+DEFAULT_RUN_SORT = "-rebalance_date"
+SortBy = Annotated[
+    str | None,
+    Query(
+        description=f"Comma list of {', '.join(RUN_SORT_FIELDS)}; prefix + or -; "
+        f"default {DEFAULT_RUN_SORT}"
+    ),
+]
 # A request needs a few dozen event-loop turns; a streamed answer gives this many per item, so
 # a request arriving meanwhile does not wait an item's worth of work (~0.7 ms) at each turn.
 _TURNS_PER_ITEM = 4
@@ -50,10 +63,10 @@ Override = Annotated[
 async def rebalance_portfolio(
     portfolio_id: str, service: RebalanceServiceDep, policy: Override = None
 ) -> RebalanceOut:
-    run = await service.rebalance_portfolio(portfolio_id, policy.changes() if policy else None)
-    outcome = run.outcomes[0]
+    done = await service.rebalance_portfolio(portfolio_id, policy.changes() if policy else None)
+    outcome = done.run.outcomes[0]
     assert isinstance(outcome, PortfolioOutcome)
-    return RebalanceOut.of(run, outcome)
+    return RebalanceOut.of(done.run, outcome, done.tickers)
 
 
 @router.post(
@@ -65,16 +78,21 @@ async def rebalance_portfolio(
 async def rebalance_model(
     model_id: str, service: RebalanceServiceDep, policy: Override = None
 ) -> StreamingResponse:
-    """One entry per portfolio of the model; a failed portfolio carries its error."""
-    run = await service.rebalance_model(model_id, policy.changes() if policy else None)
-    return StreamingResponse(_json_array(run_out(run)), media_type="application/json")
+    """One entry per portfolio of the model; a failed portfolio carries its error.
+
+    A model without portfolios answers `[]` and stores no run."""
+    done = await service.rebalance_model(model_id, policy.changes() if policy else None)
+    entries = run_out(done.run, done.tickers)
+    return StreamingResponse(_json_array(entries), media_type="application/json")
 
 
 @router.get("/rebalances")
 async def list_rebalances(
-    store: StoreDep, offset: Offset = 0, limit: Limit = 10
+    store: StoreDep, offset: Offset = 0, limit: Limit = 10, sort_by: SortBy = None
 ) -> list[StoredRebalance]:
-    return [StoredRebalance.of(run) for run in await store.list_rebalances(offset, limit)]
+    """Stored runs, newest first unless `sort_by` says otherwise."""
+    sort = parse_sort(sort_by, RUN_SORT_FIELDS, DEFAULT_RUN_SORT)
+    return [StoredRebalance.of(run) for run in await store.list_rebalances(offset, limit, sort)]
 
 
 @router.get("/rebalance/{rebalance_id}")
@@ -82,12 +100,37 @@ async def get_rebalance(rebalance_id: str, store: StoreDep) -> StoredRebalance:
     return StoredRebalance.of(await store.get_rebalance(rebalance_id))
 
 
+@router.get("/rebalance/{rebalance_id}/portfolios")
+async def get_rebalance_portfolios(
+    rebalance_id: str, store: StoreDep, offset: Offset = 0, limit: Limit = 10
+) -> list[StoredPortfolio]:
+    """A page of the run's rebalanced portfolios, in run order (failures: GET the run)."""
+    stored = await store.run_portfolios(rebalance_id, offset, limit)
+    return [StoredPortfolio.of(o, stored.tickers) for o in stored.run.succeeded]
+
+
+@router.get("/rebalance/{rebalance_id}/portfolio/{portfolio_id}/positions")
+async def get_rebalance_positions(
+    rebalance_id: str, portfolio_id: str, store: StoreDep
+) -> list[StoredPosition]:
+    """One rebalanced portfolio's positions in the run."""
+    stored = await store.run_portfolio(rebalance_id, portfolio_id)
+    [outcome] = stored.run.succeeded
+    return stored_positions(outcome, stored.tickers)
+
+
 @router.post("/rebalances/portfolios")
 async def rebalances_of_portfolios(
-    body: PortfoliosBody, store: StoreDep, offset: Offset = 0, limit: Limit = 10
+    body: PortfoliosBody,
+    store: StoreDep,
+    offset: Offset = 0,
+    limit: Limit = 10,
+    sort_by: SortBy = None,
 ) -> list[StoredRebalance]:
-    """Stored runs that include any of the given portfolios, newest first."""
-    runs = await store.list_rebalances(offset, limit, portfolio_ids=body.portfolios)
+    """Stored runs that include any of the given portfolios, newest first unless `sort_by`
+    says otherwise."""
+    sort = parse_sort(sort_by, RUN_SORT_FIELDS, DEFAULT_RUN_SORT)
+    runs = await store.list_rebalances(offset, limit, sort, portfolio_ids=body.portfolios)
     return [StoredRebalance.of(run) for run in runs]
 
 

@@ -56,6 +56,14 @@ class Globeco:
             await client.aclose()
 
 
+@dataclass(frozen=True)
+class Rebalanced:
+    """A run as stored, and the ticker of every security it priced (security id -> ticker)."""
+
+    run: RebalanceRun
+    tickers: Mapping[str, str]
+
+
 class RebalanceService:
     """Rebalance one portfolio or every portfolio of a model, and keep every run."""
 
@@ -79,7 +87,7 @@ class RebalanceService:
 
     async def rebalance_portfolio(
         self, portfolio_id: str, policy: PolicyChanges | None = None
-    ) -> RebalanceRun:
+    ) -> Rebalanced:
         """Rebalance one portfolio to the model it follows; failures raise."""
         check_id(portfolio_id, "portfolio_id")
         async with self._admitted("portfolio", portfolio_id=portfolio_id) as audit:
@@ -93,50 +101,58 @@ class RebalanceService:
             except BaseException:
                 reads.discard()
                 raise
-            outcome = await self._rebalance(model, reads)
-            run = await self._store.insert_rebalance(_run(model, (outcome,)))
+            tickers: dict[str, str] = {}
+            outcome = await self._rebalance(model, reads, tickers)
+            run = await self._store.insert_rebalance(_run(model, (outcome,)), tickers)
             audit.update(
                 model_id=model.model_id,
                 rebalance_id=run.rebalance_id,
                 trades=len(outcome.result.trades),
             )
-            return run
+            return Rebalanced(run, tickers)
 
     async def rebalance_model(
         self, model_id: str, policy: PolicyChanges | None = None
-    ) -> RebalanceRun:
+    ) -> Rebalanced:
         """Rebalance every portfolio of a model in parallel; failures stay per portfolio.
 
         A GlobeCo service that stays unavailable stops the whole run (it is down for all).
+        A model without portfolios has nothing to rebalance: no run is stored.
         """
         async with self._admitted("model", model_id=model_id) as audit:
             model = with_policy(await self._store.get_model(model_id), policy)
-            run = await self._rebalance_all(model)
+            if not model.portfolios:
+                audit.update(portfolios=0)
+                return Rebalanced(_run(model, ()), {})
+            rebalanced = await self._rebalance_all(model)
+            run = rebalanced.run
             MODEL_REBALANCE_PORTFOLIOS.observe(len(run.outcomes))
             audit.update(
                 rebalance_id=run.rebalance_id,
                 portfolios=len(run.outcomes),
                 failed=len(run.outcomes) - len(run.succeeded),
             )
-            return run
+            return rebalanced
 
-    async def _rebalance_all(self, model: InvestmentModel) -> RebalanceRun:
-        await self._warm_caches(model)
+    async def _rebalance_all(self, model: InvestmentModel) -> Rebalanced:
+        tickers: dict[str, str] = {}
+        await self._warm_caches(model, tickers)
         window = asyncio.Semaphore(self._concurrency * READ_AHEAD)
         solving = asyncio.Semaphore(self._concurrency)
 
         async def one(portfolio_id: str) -> PortfolioOutcome | PortfolioFailure:
             async with window:
-                return await self._rebalance_isolated(model, portfolio_id, solving)
+                return await self._rebalance_isolated(model, portfolio_id, tickers, solving)
 
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(one(p)) for p in model.portfolios]
         except* UpstreamUnavailable as unavailable:
             raise unavailable.exceptions[0] from None
-        run = await self._store.insert_rebalance(_run(model, tuple(t.result() for t in tasks)))
+        outcomes = tuple(t.result() for t in tasks)
+        run = await self._store.insert_rebalance(_run(model, outcomes), tickers)
         await self._store.set_last_rebalance_date(str(model.model_id), run.rebalance_date)
-        return run
+        return Rebalanced(run, tickers)
 
     @contextlib.asynccontextmanager
     async def _admitted(self, kind: str, **subject: object) -> AsyncIterator[dict[str, object]]:
@@ -186,10 +202,15 @@ class RebalanceService:
             return await self._solve(problem)
 
     async def _rebalance_isolated(
-        self, model: InvestmentModel, portfolio_id: str, solving: asyncio.Semaphore
+        self,
+        model: InvestmentModel,
+        portfolio_id: str,
+        tickers: dict[str, str],
+        solving: asyncio.Semaphore,
     ) -> PortfolioOutcome | PortfolioFailure:
         try:
-            return await self._rebalance(model, _Reads.start(self._globeco, portfolio_id), solving)
+            reads = _Reads.start(self._globeco, portfolio_id)
+            return await self._rebalance(model, reads, tickers, solving)
         except UpstreamUnavailable:
             raise
         except ServiceError as error:
@@ -197,14 +218,19 @@ class RebalanceService:
             return PortfolioFailure(portfolio_id, error.code, error.message)
 
     async def _rebalance(
-        self, model: InvestmentModel, reads: "_Reads", solving: asyncio.Semaphore | None = None
+        self,
+        model: InvestmentModel,
+        reads: "_Reads",
+        tickers: dict[str, str],
+        solving: asyncio.Semaphore | None = None,
     ) -> PortfolioOutcome:
+        """Rebalance one portfolio; the tickers it priced by are added to `tickers`."""
         try:
             holdings = await reads.holdings
             securities = [p.security_id for p in model.positions]
             in_model = set(securities)
             securities += [s for s in holdings.quantities if s not in in_model]
-            prices = await self._prices(securities)
+            prices = await self._prices(securities, tickers)
             problem = _problem(model, holdings.quantities, holdings.cash, prices)
             async with solving or contextlib.nullcontext():
                 result = await self._solve(problem)
@@ -214,10 +240,14 @@ class RebalanceService:
         name = await _at_most(reads.name, NAME_WAIT_SECONDS)
         return PortfolioOutcome(reads.portfolio_id, name, result, date.today())
 
-    async def _prices(self, security_ids: Sequence[str]) -> dict[str, Decimal]:
-        tickers = await self._globeco.security.tickers(security_ids)
-        by_ticker = await self._globeco.pricing.prices(tickers.values())
-        return {s: by_ticker[tickers[s]] for s in security_ids}
+    async def _prices(
+        self, security_ids: Sequence[str], tickers: dict[str, str]
+    ) -> dict[str, Decimal]:
+        """The price of each security, looked up by its ticker (added to `tickers`)."""
+        found = await self._globeco.security.tickers(security_ids)
+        by_ticker = await self._globeco.pricing.prices(found.values())
+        tickers.update(found)
+        return {s: by_ticker[found[s]] for s in security_ids}
 
     async def _solve(self, problem: RebalanceProblem) -> RebalanceResult:
         loop = asyncio.get_running_loop()
@@ -226,11 +256,11 @@ class RebalanceService:
         SOLVER_DURATION.labels(result.method).observe(result.solve_seconds)
         return result
 
-    async def _warm_caches(self, model: InvestmentModel) -> None:
+    async def _warm_caches(self, model: InvestmentModel, tickers: dict[str, str]) -> None:
         """One batched lookup of names, tickers and prices instead of one per portfolio."""
         await asyncio.gather(
             self._globeco.portfolio.names(model.portfolios),
-            self._prices([p.security_id for p in model.positions]),
+            self._prices([p.security_id for p in model.positions], tickers),
         )
 
 

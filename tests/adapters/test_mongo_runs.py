@@ -1,0 +1,210 @@
+"""Stored runs read back through the real driver: sorted by the server, a page at a time,
+one portfolio alone, with when they were stored and the tickers they priced by."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, monitoring
+
+from order_generation.adapters.mongo import MongoStore
+from order_generation.config import Settings
+from order_generation.domain.errors import InvalidInput, NotFound
+from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
+from tests.adapters.test_mongo import _failures, _outcome
+
+DAY = datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
+
+
+class DocumentsRead(monitoring.CommandListener):
+    """Counts the documents each collection sent back to find and getMore commands."""
+
+    def __init__(self) -> None:
+        self.collections: dict[int, str] = {}
+        self.documents: dict[str, int] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in ("find", "getMore"):
+            name = event.command.get("find") or event.command.get("collection")
+            self.collections[event.request_id] = str(name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        name = self.collections.pop(event.request_id, None)
+        if name is not None:
+            cursor = event.reply["cursor"]
+            batch = cursor.get("firstBatch", cursor.get("nextBatch", []))
+            self.documents[name] = self.documents.get(name, 0) + len(batch)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self.collections.pop(event.request_id, None)
+
+    def reset(self) -> None:
+        self.documents.clear()
+
+
+@pytest.fixture
+def listener() -> DocumentsRead:
+    return DocumentsRead()
+
+
+@pytest.fixture
+async def store(settings: Settings, listener: DocumentsRead) -> AsyncIterator[MongoStore]:
+    assert settings.mongodb_url is not None
+    store = MongoStore(settings.mongodb_url, settings.mongodb_database, event_listeners=[listener])
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Any]:
+    """The test's database, read and written raw."""
+    assert settings.mongodb_url is not None
+    raw_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    yield raw_client[settings.mongodb_database]
+    await raw_client.close()
+
+
+def _run(
+    name: str,
+    outcomes: tuple[PortfolioOutcome | PortfolioFailure, ...],
+    when: datetime = DAY,
+) -> RebalanceRun:
+    return RebalanceRun("m" * 24, name, when, outcomes)
+
+
+async def test_runs_sort_by_each_field_both_ways_ties_by_id(store: MongoStore):
+    specs = [  # name, portfolios, hours after DAY
+        ("bravo", 3, 1),
+        ("alpha", 1, 3),
+        ("bravo", 2, 3),
+        ("charlie", 1, 2),
+    ]
+    ids = []
+    for name, count, hours in specs:
+        run = _run(name, _failures(count), DAY + timedelta(hours=hours))
+        ids.append((await store.insert_rebalance(run)).rebalance_id)
+
+    async def order(*sort: tuple[str, int]) -> list[str | None]:
+        return [s.run.rebalance_id for s in await store.list_rebalances(0, 10, sort)]
+
+    # Default: newest first; the two runs at +3 h tie, the later id first.
+    assert [s.run.rebalance_id for s in await store.list_rebalances(0, 10)] == [
+        ids[2],
+        ids[1],
+        ids[3],
+        ids[0],
+    ]
+    assert await order(("rebalance_date", ASCENDING)) == [ids[0], ids[3], ids[1], ids[2]]
+    assert await order(("model_name", ASCENDING)) == [ids[1], ids[0], ids[2], ids[3]]
+    assert await order(("model_name", DESCENDING)) == [ids[3], ids[2], ids[0], ids[1]]
+    assert await order(("number_of_portfolios", DESCENDING)) == [ids[0], ids[2], ids[3], ids[1]]
+    assert await order(("number_of_portfolios", ASCENDING)) == [ids[1], ids[3], ids[2], ids[0]]
+    assert await order(("rebalance_id", DESCENDING)) == ids[::-1]
+    assert await order(("model_name", ASCENDING), ("rebalance_date", DESCENDING)) == [
+        ids[1],
+        ids[2],
+        ids[0],
+        ids[3],
+    ]
+    # The server sorts before it pages: the second page of two continues the order.
+    page = await store.list_rebalances(2, 2, [("model_name", ASCENDING)])
+    assert [s.run.rebalance_id for s in page] == [ids[2], ids[3]]
+
+
+async def test_the_sort_fields_have_indexes(store: MongoStore, database: Any):
+    indexes = await database["rebalances"].index_information()
+    keys = [[field for field, _ in info["key"]] for info in indexes.values()]
+    for field in ("rebalance_date", "model_name", "number_of_portfolios"):
+        assert ["status", field, "_id"] in keys
+
+
+async def test_a_run_reads_back_when_it_was_stored(store: MongoStore, database: Any):
+    before = datetime.now(UTC)
+    stored = await store.insert_rebalance(_run("model", _failures(1)))
+    assert stored.rebalance_id is not None
+    read = await store.get_rebalance(stored.rebalance_id)
+    assert before - timedelta(seconds=1) <= read.created_at <= datetime.now(UTC)
+    assert read.created_at.tzinfo is not None
+
+    # A run stored without created_at reads as created when it was dated.
+    header = {"_id": ObjectId(stored.rebalance_id)}
+    await database["rebalances"].update_one(header, {"$unset": {"created_at": ""}})
+    assert (await store.get_rebalance(stored.rebalance_id)).created_at == DAY
+    [listed] = await store.list_rebalances(0, 10)
+    assert listed.created_at == DAY
+
+
+def _big_run(count: int) -> tuple[RebalanceRun, list[PortfolioOutcome]]:
+    """Every fifth portfolio failed; every seventh holds 60 positions (two parts)."""
+    outcomes: list[PortfolioOutcome | PortfolioFailure] = []
+    for n in range(count):
+        if n % 5 == 4:
+            outcomes.append(PortfolioFailure(f"F{n:023d}", "OPTIMIZATION_FAILED", "no"))
+        else:
+            outcomes.append(_outcome(n, 55, 5) if n % 7 == 0 else _outcome(n, 2, 1))
+    run = _run("big", tuple(outcomes))
+    return run, [o for o in outcomes if isinstance(o, PortfolioOutcome)]
+
+
+async def test_a_page_of_portfolios_reads_only_that_page(
+    store: MongoStore, listener: DocumentsRead
+):
+    run, succeeded = _big_run(120)
+    stored = await store.insert_rebalance(run)
+    assert stored.rebalance_id is not None
+
+    for offset, limit in ((0, 10), (13, 10), (90, 10), (95, 100)):
+        listener.reset()
+        page = await store.run_portfolios(stored.rebalance_id, offset, limit)
+        expected = succeeded[offset : offset + limit]
+        assert page.run.outcomes == tuple(expected)
+        assert page.number_of_portfolios == 120
+        parts = sum(2 if len(o.result.drifts) > 50 else 1 for o in expected)
+        assert listener.documents.get("rebalance_portfolios", 0) == parts
+        assert listener.documents.get("rebalances", 0) == 1  # the header
+
+    empty = await store.run_portfolios(stored.rebalance_id, 96, 10)
+    assert empty.run.outcomes == ()
+
+
+async def test_one_portfolio_of_a_run_reads_whole_or_is_not_found(store: MongoStore):
+    run, succeeded = _big_run(15)
+    stored = await store.insert_rebalance(run)
+    assert stored.rebalance_id is not None
+    large = succeeded[0]  # portfolio 0: 60 positions in two parts
+    assert len(large.result.drifts) == 60
+
+    found = await store.run_portfolio(stored.rebalance_id, large.portfolio_id)
+    assert found.run.outcomes == (large,)
+
+    with pytest.raises(NotFound, match="not in rebalance"):
+        await store.run_portfolio(stored.rebalance_id, "X" * 24)
+    with pytest.raises(NotFound, match="failed"):
+        await store.run_portfolio(stored.rebalance_id, f"F{4:023d}")
+    with pytest.raises(NotFound, match="rebalance"):
+        await store.run_portfolio(str(ObjectId()), large.portfolio_id)
+    with pytest.raises(NotFound):
+        await store.run_portfolios(str(ObjectId()), 0, 10)
+    with pytest.raises(InvalidInput, match="rebalance_id"):
+        await store.run_portfolios("nope", 0, 10)
+
+
+async def test_the_tickers_are_kept_with_the_positions(store: MongoStore, database: Any):
+    outcome = _outcome(0, 3, 1)
+    tickers = {d.security_id: f"T{i}" for i, d in enumerate(outcome.result.drifts[:3])}
+    stored = await store.insert_rebalance(_run("model", (outcome,)), tickers)
+    assert stored.rebalance_id is not None
+
+    raw = await database["rebalance_portfolios"].find_one({"index": 0})
+    assert [p["ticker"] for p in raw["positions"]] == ["T0", "T1", "T2", None]
+    for read in (
+        await store.get_rebalance(stored.rebalance_id),
+        await store.run_portfolios(stored.rebalance_id, 0, 10),
+        await store.run_portfolio(stored.rebalance_id, outcome.portfolio_id),
+        (await store.list_rebalances(0, 10))[0],
+    ):
+        assert read.tickers == tickers
+        assert read.run.outcomes == (outcome,)
