@@ -11,7 +11,7 @@ from order_generation.domain import milp
 from order_generation.domain.errors import Infeasible, OptimizationFailed, SolverTimeout
 from order_generation.domain.models import Position
 from order_generation.domain.policy import Policy
-from order_generation.domain.rebalance import RebalanceProblem
+from order_generation.domain.rebalance import RebalanceProblem, solve
 
 D = Decimal
 
@@ -144,6 +144,58 @@ def test_best_effort_keeps_a_restricted_security_outside_its_band() -> None:
     answer = solved(problem({A: 80, X: 7}, "60", no_sell=frozenset({X}), bands="best_effort"))
     assert answer.quantities == {A: 50, X: 7}
     assert answer.outside == 140
+
+
+S7 = "SEC000000000000000000007"
+S9 = "SEC000000000000000000009"
+
+
+def exact_objective(rebalance: RebalanceProblem, quantities: dict[str, int]) -> tuple[Any, Any]:
+    """(amount outside the bands, PD) of `quantities`, in Fractions (no holdings, no withdraw)."""
+    value = Fraction(rebalance.cash)
+    outside = deviation = Fraction(0)
+    for p in rebalance.positions:
+        amount = Fraction(rebalance.prices[p.security_id]) * quantities[p.security_id]
+        band_floor = value * max(Fraction(p.target) - Fraction(p.low_drift), Fraction(0))
+        band_ceiling = value * (Fraction(p.target) + Fraction(p.high_drift))
+        outside += max(Fraction(0), band_floor - amount, amount - band_ceiling)
+        deviation += abs(value * Fraction(p.target) - amount)
+    return outside, deviation
+
+
+@pytest.mark.parametrize(
+    ("cash", "prices", "policy"),
+    [
+        ("16036295", ("46.22", "212.13"), {}),
+        ("16036295", ("46.2217", "212.133"), {}),
+        ("160362950.37", ("46.22", "212.13"), {"round_lot": 10}),
+        ("160362950.37", ("46.2217", "212.133"), {}),
+        ("987654321.09", ("46.22", "212.13"), {}),
+    ],
+)
+def test_best_effort_at_large_values_finds_the_engines_optimum(
+    cash: str, prices: tuple[str, str], policy: dict[str, Any]
+) -> None:
+    # Rows in units of V let HiGHS's absolute tolerance (1e-6) stand for 1e-6·V: presolve
+    # kept o_i = (F_i - p_i·u_i)/V < 0, phase 1's optimum came out below 0 and the cap built
+    # from it left phase 2 infeasible (the first four), or the answer was dollars short.
+    positions = (
+        Position(S7, D("0.015"), D("0.01"), D("0.05")),
+        Position(S9, D("0.035"), D("0.02"), D("0.03")),
+    )
+    rebalance = RebalanceProblem(
+        positions,
+        {},
+        D(cash),
+        dict(zip((S7, S9), map(D, prices), strict=True)),
+        policy=Policy(min_trade_value=D(2000), bands="best_effort", **policy),
+    )
+    result = solve(rebalance)
+    expected = exact_objective(rebalance, dict(result.quantities))
+    assert expected[0] == sum((Fraction(b.outside) for b in result.breaches), Fraction(0))
+    answer = milp.solve_policy_milp(rebalance, time_limit=10)
+    assert answer.status == "optimal", answer
+    assert (answer.outside, answer.deviation) == expected
 
 
 def test_mode_bands_keeps_in_band_securities_and_trades_the_others() -> None:

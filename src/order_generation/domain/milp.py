@@ -24,8 +24,13 @@ Two formulations share one runner:
   units of the prices' common denominator, with the budget rounded down and 1/2 added, so
   an integer answer within HiGHS's tolerance satisfies it exactly. Deviations d_i ≥
   ±(G_i - p_i·u_i) and, under best-effort bands, breaches o_i ≥ F_i - p_i·u_i,
-  o_i ≥ p_i·u_i - U_i are in units of V. Strict bands minimise Σ d_i; best-effort bands
-  first minimise Σ o_i, then Σ d_i with Σ o_i capped at that optimum plus `OUTSIDE_SLACK`.
+  o_i ≥ p_i·u_i - U_i are in currency units, not in units of V: HiGHS's tolerances are
+  absolute (1e-6 on a MIP's rows and bounds), so in units of V they allowed 1e-6·V ($16 at
+  V = 16M, $1,000 at 1e9) of slack in every row, hence answers short of the optimum and
+  a phase-1 optimum below zero (o_i = (F_i - p_i·u_i)/V < 0 kept by presolve) that left
+  phase 2 infeasible. Strict bands minimise Σ d_i; best-effort bands first minimise Σ o_i,
+  then Σ d_i with Σ o_i capped at the exact breach of phase 1's (rounded, checked) answer
+  plus `OUTSIDE_SLACK`, so that answer always satisfies the cap.
   Mode bands fixes u_i = h_i for every model security already inside its band and solves
   mode full when that has no feasible answer.
 
@@ -71,7 +76,7 @@ if TYPE_CHECKING:
 GRACE = 0.1
 """Seconds a worker may run past the deadline before it is killed."""
 OUTSIDE_SLACK = 1e-9
-"""Phase 2 of best-effort bands keeps Σ o_i ≤ phase-1 optimum + this (units of V)."""
+"""Phase 2 of best-effort bands keeps Σ o_i ≤ phase 1's exact breach + this (currency)."""
 IDLE_WORKERS = 4
 """Workers kept for reuse per process; more are stopped when they come back."""
 
