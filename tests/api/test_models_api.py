@@ -439,3 +439,68 @@ async def test_a_bad_policy_is_400_naming_the_field(
     body = created | {"policy": policy}
     response = await client.put(f"{API}/model/{created['model_id']}", json=body)
     assert_error(response, 400, "VALIDATION_ERROR", field)
+
+
+@pytest.mark.parametrize("missing", ["positions", "portfolios"])
+async def test_a_put_without_positions_or_portfolios_is_400_and_changes_nothing(
+    client: httpx.AsyncClient, missing: str
+):
+    """A partial PUT must not empty the model: every list it replaces must be given."""
+    created = await create(client)
+    url = f"{API}/model/{created['model_id']}"
+    body = {k: v for k, v in created.items() if k != missing} | {"name": "renamed"}
+    assert_error(await client.put(url, json=body), 400, "VALIDATION_ERROR", missing)
+    only_name = {"name": "renamed", "version": created["version"]}
+    assert_error(await client.put(url, json=only_name), 400, "VALIDATION_ERROR", missing)
+    assert (await client.get(url)).json() == created
+
+
+async def test_model_bodies_take_what_the_portal_echoes_and_ignore_what_the_server_owns(
+    client: httpx.AsyncClient,
+):
+    stale = {"model_id": "6650a1f0c2a4b3d2e1f00001", "version": 7}
+    stale |= {"last_rebalance_date": "2024-01-02T03:04:05Z"}
+    created = await create(client, model_body() | stale)
+    assert created["model_id"] != stale["model_id"]
+    assert (created["version"], created["last_rebalance_date"]) == (1, None)
+
+    url = f"{API}/model/{created['model_id']}"
+    echoed = created | {"name": "renamed", "lastRebalanceDate": "2024-01-02T03:04:05Z"}
+    del echoed["last_rebalance_date"]
+    response = await client.put(url, json=echoed | {"model_id": stale["model_id"]})
+    assert response.status_code == 200, response.text
+    updated = response.json()
+    assert (updated["model_id"], updated["name"]) == (created["model_id"], "renamed")
+    assert (updated["version"], updated["last_rebalance_date"]) == (2, None)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/models", model_body() | {"position": []}, "position"),
+        ("POST", "/models", model_body() | {"versionn": 1}, "versionn"),
+        ("PUT", "", {"name": "x", "positions": [], "portfolios": [], "version": 1, "x": 0}, "x"),
+        ("POST", "/position", position() | {"weight": "0.1"}, "weight"),
+        ("PUT", "/position", position() | {"highDriftt": "0.1"}, "highDriftt"),
+        ("DELETE", "/position", position() | {"note": ""}, "note"),
+        ("POST", "/portfolio", {"portfolios": [], "portfolio": "P" * 24}, "portfolio"),
+        ("DELETE", "/portfolio", {"portfolios": [], "all": True}, "all"),
+    ],
+)
+async def test_an_unknown_field_in_a_body_is_400_naming_it_and_changes_nothing(
+    client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any], field: str
+):
+    created = await create(client)
+    url = f"{API}/model/{created['model_id']}{path}" if path != "/models" else f"{API}/models"
+    response = await client.request(method, url, json=body)
+    assert_error(response, 400, "VALIDATION_ERROR", field)
+    assert response.json()["error"]["details"]["errors"][0]["field"] == field
+    assert (await client.get(f"{API}/model/{created['model_id']}")).json() == created
+    assert len((await client.get(f"{API}/models")).json()) == 1
+
+
+async def test_positions_inside_a_model_refuse_unknown_fields(client: httpx.AsyncClient):
+    body = model_body(positions=1)
+    body["positions"][0]["weight"] = "0.1"
+    response = await client.post(f"{API}/models", json=body)
+    assert_error(response, 400, "VALIDATION_ERROR", "positions[0].weight")

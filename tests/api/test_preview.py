@@ -175,6 +175,34 @@ async def test_bad_input_is_400_naming_the_field(
     assert_error(await client.post(PREVIEW, json=body), 400, "VALIDATION_ERROR", field)
 
 
+@pytest.mark.parametrize(
+    ("rename", "field"),
+    [
+        (("holdings", "holding"), "holding"),
+        (("prices", "price"), "price"),
+        (("cash", "cashBalance"), "cashBalance"),
+    ],
+)
+async def test_a_misspelt_field_is_400_naming_it_not_a_misleading_answer(
+    client: httpx.AsyncClient, rename: tuple[str, str], field: str
+):
+    """Without the check, "holding" would preview an empty portfolio and answer 200."""
+    body = preview_body(BOOK, REGULAR, model=inline(BOOK))
+    right, wrong = rename
+    body[wrong] = body.pop(right)
+    response = await client.post(PREVIEW, json=body)
+    assert_error(response, 400, "VALIDATION_ERROR", field)
+    fields = [e["field"] for e in response.json()["error"]["details"]["errors"]]
+    assert field in fields
+
+
+async def test_an_unknown_field_of_the_inline_model_is_400(client: httpx.AsyncClient):
+    body = preview_body(BOOK, REGULAR, model=inline(BOOK) | {"positionz": []})
+    assert_error(await client.post(PREVIEW, json=body), 400, "VALIDATION_ERROR", "model.positionz")
+    ignored = preview_body(BOOK, REGULAR, model=inline(BOOK) | {"portfolios": [REGULAR]})
+    assert (await client.post(PREVIEW, json=ignored)).status_code == 200
+
+
 async def test_a_stored_model_by_id(client: httpx.AsyncClient):
     model = await create(client, model_body(positions=0, portfolios=0))
     body = {"model_id": model["model_id"], "holdings": {}, "cash": "10", "prices": {}}

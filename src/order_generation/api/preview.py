@@ -2,6 +2,7 @@
 
 from datetime import date
 from decimal import Decimal
+from typing import Annotated
 
 from fastapi import APIRouter
 from pydantic import Field
@@ -9,11 +10,11 @@ from pydantic import Field
 from order_generation.api.dependencies import ModelServiceDep, RebalanceServiceDep
 from order_generation.api.rebalance_schemas import RebalanceOut
 from order_generation.api.schemas import (
+    Body,
     ErrorBody,
     Money,
     PolicyBody,
     PositionBody,
-    Schema,
     policy_of,
 )
 from order_generation.domain.errors import InvalidInput
@@ -31,15 +32,16 @@ router = APIRouter(
 )
 
 
-class InlineModelBody(Schema):
+class InlineModelBody(Body):
     """A model given in full; it must pass the rules of a stored one. Portfolios are ignored."""
 
     name: str = "preview"
     positions: list[PositionBody] = Field(default_factory=list)
     policy: PolicyBody | None = None
+    portfolios: Annotated[list[str], Field(description="Ignored")] = Field(default_factory=list)
 
 
-class PreviewBody(Schema):
+class PreviewBody(Body):
     """Exactly one of `model` and `model_id`; holdings and prices keyed by security_id.
 
     `policy` fields replace the same fields of the model's policy, as a rebalance's body does.

@@ -33,7 +33,14 @@ class Schema(BaseModel):
     )
 
 
-class PositionBody(Schema):
+class Body(Schema):
+    """A request body of the service's own: a field it does not know is 400 naming it, so a
+    misspelt field is never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PositionBody(Body):
     security_id: str
     target: Weight
     low_drift: Weight
@@ -43,14 +50,12 @@ class PositionBody(Schema):
         return Position(self.security_id, self.target, self.low_drift, self.high_drift)
 
 
-class PolicyBody(Schema):
+class PolicyBody(Body):
     """A rebalance policy: which orders a rebalance may make and what cash must remain.
 
     A field left out keeps the value it is given over: the default in a model, the model's
     own in a rebalance's body or a preview's `policy`.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     mode: Mode = DEFAULT_POLICY.mode
     min_cash: Money = DEFAULT_POLICY.min_cash
@@ -86,11 +91,17 @@ def policy_of(body: PolicyBody | None) -> Policy:
     return body.to_domain() if body else DEFAULT_POLICY
 
 
-class ModelBody(Schema):
+_SERVER_OWNED = "Accepted and ignored: the server owns it (the portal echoes it back)"
+
+
+class ModelBody(Body):
     name: str
     positions: list[PositionBody] = []
     portfolios: list[str] = []
     policy: PolicyBody | None = None
+    model_id: Annotated[str | None, Field(description=_SERVER_OWNED)] = None
+    last_rebalance_date: Annotated[datetime | None, Field(description=_SERVER_OWNED)] = None
+    version: Annotated[int | None, Field(description=_SERVER_OWNED)] = None
 
     def to_domain(self, model_id: str | None = None, version: int = 1) -> InvestmentModel:
         return InvestmentModel(
@@ -104,16 +115,19 @@ class ModelBody(Schema):
 
 
 class ModelUpdateBody(ModelBody):
-    """`policy` left out keeps the stored policy; `"policy": null` resets it to the default."""
+    """A whole model: `positions` and `portfolios` must be given (a list left out is not
+    emptied); `policy` left out keeps the stored policy, `"policy": null` resets it."""
 
-    version: Annotated[int, Field(ge=1)]
+    positions: list[PositionBody]
+    portfolios: list[str]
+    version: Annotated[int, Field(ge=1, description="The version read; a stale one is 409")]
 
     @property
     def keeps_policy(self) -> bool:
         return "policy" not in self.model_fields_set
 
 
-class PortfoliosBody(Schema):
+class PortfoliosBody(Body):
     portfolios: list[str]
 
 
