@@ -207,7 +207,7 @@ def _answer(problem: RebalanceProblem, deadline: float, *, keep_in_band: bool) -
     runs = [term.runs(book.budget, strict) for term in book.terms]
     for sid, term, allowed in zip(book.ids, book.terms, runs, strict=True):
         if not allowed:
-            raise _infeasible(sid, why_outside(problem, book, sid, term))
+            raise _infeasible(sid, _why_outside(problem, book, sid, term))
     nearest = [term.nearest(allowed) for term, allowed in zip(book.terms, runs, strict=True)]
     if _spent(book, nearest) <= book.budget:
         return _Answer(book, nearest, "nearest", "optimal")
@@ -321,7 +321,7 @@ def _overspent(problem: RebalanceProblem, book: Book, lowest: list[int]) -> Infe
     )
 
 
-def why_outside(problem: RebalanceProblem, book: Book, security_id: str, term: Term) -> str:
+def _why_outside(problem: RebalanceProblem, book: Book, security_id: str, term: Term) -> str:
     """Why security i has no allowed quantity inside its band, or, when it has one, that the
     cash row kept it out."""
     price = problem.prices[security_id]
@@ -430,7 +430,7 @@ def _breaches(problem: RebalanceProblem, book: Book, quantities: list[int]) -> t
                     ceiling=ceiling,
                     amount=u * problem.prices[sid],
                     outside=Decimal(outside).scaleb(book.exponent),
-                    reason=why_outside(problem, book, sid, term),
+                    reason=_why_outside(problem, book, sid, term),
                 )
             )
     return tuple(found)

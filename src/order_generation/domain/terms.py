@@ -1,7 +1,7 @@
 """One security's part of the rebalance in whole units: the quantities it may take and their cost.
 
-Every amount of a portfolio is read as a whole number of 10^-e dollars (`Unit`), exactly, so
-the search works on integers. For security i with price P, held quantity h, goal G = V·w,
+Every amount of a portfolio is read, exactly, as a whole number of 10^e dollars
+(`Book.exponent`), so the search works on integers. For security i with price P, held quantity h, goal G = V·w,
 band [F, U] and, under best-effort bands, a penalty M per unit outside the band, the term of
 the objective is
 
@@ -64,9 +64,9 @@ class Run(NamedTuple):
     def holds(self, u: int) -> bool:
         return self.first <= u <= self.last and (u - self.first) % self.step == 0
 
-    def around(self, quantity_times_price: int, price: int) -> Iterator[int]:
+    def around(self, goal: int, price: int) -> Iterator[int]:
         """The one or two quantities of the run nearest goal/price from below and above."""
-        k = (quantity_times_price - self.first * price) // (self.step * price)
+        k = (goal - self.first * price) // (self.step * price)
         top = (self.last - self.first) // self.step
         below, above = min(max(k, 0), top), min(max(k + 1, 0), top)
         yield self.first + below * self.step
