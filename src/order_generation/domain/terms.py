@@ -1,9 +1,9 @@
 """One security's part of the rebalance in whole units: the quantities it may take and their cost.
 
 Every amount of a portfolio is read, exactly, as a whole number of 10^e dollars
-(`Book.exponent`), so the search works on integers. For security i with price P, held quantity h, goal G = V·w,
-band [F, U] and, under best-effort bands, a penalty M per unit outside the band, the term of
-the objective is
+(`Book.exponent`), so the search works on integers. For security i with price P, held
+quantity h, goal G = V·w, band [F, U] and, under best-effort bands, a penalty M per unit
+outside the band, the term of the objective is
 
     f(u) = M·outside(u·P) + |G - u·P|,   outside(x) = max(0, F - x, x - U),
 
