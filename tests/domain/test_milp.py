@@ -7,7 +7,7 @@ from typing import Any
 import highspy
 import pytest
 
-from order_generation.domain import milp
+from order_generation.domain import highs, milp
 from order_generation.domain.errors import Infeasible, OptimizationFailed, SolverTimeout
 from order_generation.domain.models import Position
 from order_generation.domain.policy import Policy
@@ -42,7 +42,7 @@ def test_infeasible_bounds_are_reported_with_the_solver_status() -> None:
 
 
 def test_the_gap_is_zero_so_the_answer_is_exact() -> None:
-    solver = milp._solver(5.0)
+    solver = highs.new_solver(5.0)
     assert solver.getOptionValue("mip_rel_gap") == (highspy.HighsStatus.kOk, 0.0)
     assert solver.getOptionValue("mip_abs_gap") == (highspy.HighsStatus.kOk, 0.0)
     assert solver.getOptionValue("time_limit") == (highspy.HighsStatus.kOk, 5.0)
@@ -234,11 +234,11 @@ def test_statuses_map_to_the_service_errors() -> None:
 # --- HiGHS never outlasts its time limit ------------------------------------------------------
 
 
-def overrunning_model() -> milp._Milp:
+def overrunning_model() -> highs.Milp:
     """4y - z = 0, 8x + z = -19 in free integers (ERGO-Code/HiGHS#2226): with presolve off,
     HiGHS 1.15.1 runs on, its interrupt checks coming ever further apart (here 29 s for a
     5 s time limit, and its callback interrupt 4.5 s late after 3 s)."""
-    model = milp._Builder()
+    model = highs.Builder()
     inf = highspy.kHighsInf
     x, y, z = (model.column(-inf, inf, integer=True) for _ in range(3))
     model.row(0, 0, [(y, 4.0), (z, -1.0)])
@@ -263,10 +263,10 @@ def hard_problem() -> RebalanceProblem:
 def test_a_solve_that_overruns_is_stopped_at_its_deadline() -> None:
     milp.solve_policy_milp(problem(), time_limit=10)  # a worker is ready
     started = time.monotonic()
-    outcome = milp._run(overrunning_model(), started + 1.5)
+    outcome = highs.run(overrunning_model(), started + 1.5)
     took = time.monotonic() - started
     assert outcome.kind == "time_limit"
-    assert took < 1.5 + milp.GRACE + 0.4
+    assert took < 1.5 + highs.GRACE + 0.4
     # The killed worker is replaced: the next solve answers.
     assert solved(problem()).quantities == {A: 50}
 
@@ -276,7 +276,7 @@ def test_a_hard_problem_returns_a_time_limit_status_within_its_limit() -> None:
     for limit in (0.05, 0.5):
         started = time.monotonic()
         answer = milp.solve_policy_milp(hard_problem(), time_limit=limit)
-        assert time.monotonic() - started < limit + milp.GRACE + 0.4
+        assert time.monotonic() - started < limit + highs.GRACE + 0.4
         assert answer.status == "time_limit"
         with pytest.raises(SolverTimeout):
             answer.require()
@@ -297,17 +297,17 @@ def test_the_plain_problem_raises_a_timeout_past_its_limit() -> None:
 
 
 def test_in_process_solves_give_the_same_answers() -> None:
-    model = milp._Builder()
+    model = highs.Builder()
     u = model.column(0, 10, integer=True)
     d = model.column(0, highspy.kHighsInf)
     model.row(3.5, highspy.kHighsInf, [(d, 1.0), (u, 1.0)])
     model.row(-3.5, highspy.kHighsInf, [(d, 1.0), (u, -1.0)])
     built = model.build(cost={d: 1.0})
-    here = milp._solve_here(built, time.monotonic() + 5)
-    there = milp._run(built, time.monotonic() + 5)
+    here = highs.solve_here(built, time.monotonic() + 5)
+    there = highs.run(built, time.monotonic() + 5)
     assert (here.kind, there.kind) == ("optimal", "optimal")
     assert here.objective == there.objective == pytest.approx(0.5)
-    assert milp._solve_here(built, time.monotonic() - 1).kind == "time_limit"
+    assert highs.solve_here(built, time.monotonic() - 1).kind == "time_limit"
 
 
 def test_a_solve_error_is_solved_again_with_other_settings() -> None:
