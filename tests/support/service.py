@@ -43,17 +43,23 @@ class ServiceProcess:
 
 
 @contextlib.contextmanager
-def running_service(env: dict[str, str], without: tuple[str, ...] = ()) -> Iterator[ServiceProcess]:
-    """Start `order-generation serve`, wait until ready, stop it by its PID with SIGTERM."""
+def running_service(
+    env: dict[str, str], without: tuple[str, ...] = (), cwd: Path | None = None
+) -> Iterator[ServiceProcess]:
+    """Start `order-generation serve`, wait until ready, stop it by its PID with SIGTERM.
+
+    The log goes to DATA_DIR, or to `cwd` (where a `.env` file is read) when DATA_DIR is not given.
+    """
     port = free_port()
     inherited = {k: v for k, v in os.environ.items() if k not in without}
-    log_path = Path(env["DATA_DIR"]) / f"service-{port}.log"
+    log_path = Path(env.get("DATA_DIR") or cwd or ".") / f"service-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [str(SERVICE), "serve"],
             env=inherited | env | {"PORT": str(port), "HOST": "127.0.0.1"},
             stdout=log,
             stderr=subprocess.STDOUT,
+            cwd=cwd,
         )
         base_url = f"http://127.0.0.1:{port}"
         try:
