@@ -16,6 +16,7 @@ from order_generation.adapters.pricing import PricingClient
 from order_generation.adapters.security import SecurityClient
 from order_generation.api import health, models, preview, rebalances
 from order_generation.api.dependencies import require_api_key
+from order_generation.api.docs import install_docs
 from order_generation.api.errors import install_error_handlers
 from order_generation.api.middleware import BodySizeLimit, RequestContext
 from order_generation.config import Settings
@@ -63,6 +64,8 @@ def create_app(settings: Settings) -> FastAPI:
         version="1.0.0",
         description="Investment models and exact, whole-share portfolio rebalancing.",
         lifespan=_lifespan,
+        docs_url=None,  # served with local assets by install_docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
@@ -75,6 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(RequestContext)
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(health.router)
     app.include_router(health.metrics_router)
     protected = [Depends(require_api_key)]
