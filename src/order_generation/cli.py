@@ -40,8 +40,10 @@ def main() -> None:
 def serve() -> None:
     """Serve the API with gunicorn and uvicorn workers (settings from the environment).
 
-    Without MONGODB_URL an embedded MongoDB server starts; without any GlobeCo service URL,
-    a simulated GlobeCo suite with a demo book starts and its demo models are loaded.
+    Without MONGODB_URL an embedded MongoDB server starts; with it and no GlobeCo service URL
+    either, a simulated GlobeCo suite with a demo book starts and its demo models are loaded.
+    SIMULATE_GLOBECO=true starts the suite in any case (demo models only into the embedded
+    database), SIMULATE_GLOBECO=false never.
     """
     settings = Settings()
     configure_logging(settings.log_level)
@@ -49,10 +51,12 @@ def serve() -> None:
         if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
             metrics_dir = children.enter_context(tempfile.TemporaryDirectory(prefix="og-metrics-"))
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        if settings.mongodb_url is None:
+        embedded = settings.mongodb_url is None
+        if embedded:
             os.environ["MONGODB_URL"] = _embedded_mongo(settings, children)
-        if not settings.globeco_configured:
-            _simulated_globeco(children)
+        if settings.starts_simulator:
+            # Demo models go only into the embedded database, never into a configured one.
+            _simulated_globeco(children, load_demo_models=embedded)
         _Gunicorn(settings).run()
 
 
@@ -147,19 +151,22 @@ def _embedded_mongo(settings: Settings, children: contextlib.ExitStack) -> str:
     return url
 
 
-def _simulated_globeco(children: contextlib.ExitStack) -> None:
+def _simulated_globeco(children: contextlib.ExitStack, *, load_demo_models: bool) -> None:
     from order_generation.simulator.demo import demo_models
 
     command = [sys.executable, "-m", "order_generation.simulator", "--demo"]
     urls: dict[str, str] = json.loads(children.enter_context(_child(command)))
     for field in GLOBECO_URL_FIELDS:
         os.environ[field.upper()] = urls[field]
-    loaded = asyncio.run(_load_models(Settings(), demo_models()))
+    # The workers report the services as simulated in /health/health.
+    os.environ["SIMULATE_GLOBECO"] = "true"
+    loaded = asyncio.run(_load_models(Settings(), demo_models())) if load_demo_models else 0
     log.warning(
         "simulated_globeco_started",
         note="SIMULATED GlobeCo services with a demo book; set the *_SERVICE_URL variables "
         "to use the real ones",
         demo_models_loaded=loaded,
+        **({} if load_demo_models else {"demo_models": "not loaded into a configured MONGODB_URL"}),
         **{field: urls[field] for field in GLOBECO_URL_FIELDS},
     )
 

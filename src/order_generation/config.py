@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     security_service_url: str = "http://globeco-security-service:8000"
     pricing_service_url: str = "http://globeco-pricing-service:8083"
     portfolio_service_url: str = "http://globeco-portfolio-service:8000"
+    # Unset: simulate only on a first run (embedded MongoDB, no GlobeCo URL set).
+    simulate_globeco: bool | None = None
     external_service_timeout: float = Field(10.0, gt=0)
     external_service_retries: int = Field(3, ge=0)
     retry_backoff_seconds: float = Field(0.1, ge=0)
@@ -60,3 +62,14 @@ class Settings(BaseSettings):
     def globeco_configured(self) -> bool:
         """True when any GlobeCo service URL was set explicitly."""
         return bool(self.model_fields_set & set(GLOBECO_URL_FIELDS))
+
+    @property
+    def starts_simulator(self) -> bool:
+        """Whether `serve` starts the simulated GlobeCo suite.
+
+        SIMULATE_GLOBECO decides when set; otherwise only a first run does: the embedded
+        MongoDB and no GlobeCo URL, so a configured deployment never talks to a simulator.
+        """
+        if self.simulate_globeco is not None:
+            return self.simulate_globeco
+        return self.mongodb_url is None and not self.globeco_configured

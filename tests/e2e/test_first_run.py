@@ -1,9 +1,11 @@
 """A first run and the operator's view of it, through the real `order-generation serve` process."""
 
 import shutil
+import uuid
 from pathlib import Path
 
 import httpx
+from pymongo import MongoClient
 
 from order_generation.config import Settings
 from tests.support.service import running_service
@@ -24,3 +26,47 @@ def test_a_copy_of_env_example_is_a_working_first_run(tmp_path: Path) -> None:
         assert all("error" not in entry for entry in response.json())
     assert (tmp_path / "data" / "order-generation.sqlite").exists(), "DATA_DIR from .env"
     assert "simulated_globeco_started" in service.log_path.read_text()
+
+
+def _configured_db(tmp_path: Path, mongodb_url: str, **extra: str) -> dict[str, str]:
+    database = f"e2e-{uuid.uuid4().hex[:12]}"
+    env = {"DATA_DIR": str(tmp_path), "MONGODB_URL": mongodb_url, "MONGODB_DATABASE": database}
+    return env | extra
+
+
+def _stored_models(mongodb_url: str, database: str) -> int:
+    client: MongoClient[dict[str, object]] = MongoClient(mongodb_url)
+    try:
+        return client[database]["models"].count_documents({})
+    finally:
+        client.drop_database(database)
+        client.close()
+
+
+def test_a_configured_database_gets_no_simulator_and_no_demo_data(
+    tmp_path: Path, mongodb_url: str
+) -> None:
+    env = _configured_db(tmp_path, mongodb_url)
+    with running_service(env, without=ALL_SETTINGS) as service:
+        assert httpx.get(f"{service.url}{API}/models", timeout=10).json() == []
+    assert "simulated_globeco_started" not in service.log_path.read_text()
+    assert _stored_models(mongodb_url, env["MONGODB_DATABASE"]) == 0
+
+
+def test_the_simulator_asked_for_with_a_configured_database_writes_no_demo_models(
+    tmp_path: Path, mongodb_url: str
+) -> None:
+    env = _configured_db(tmp_path, mongodb_url, SIMULATE_GLOBECO="true")
+    with running_service(env, without=ALL_SETTINGS) as service:
+        assert httpx.get(f"{service.url}{API}/models", timeout=10).json() == []
+    started = [line for line in service.log_lines() if line["event"] == "simulated_globeco_started"]
+    assert len(started) == 1
+    assert started[0]["demo_models_loaded"] == 0
+    assert _stored_models(mongodb_url, env["MONGODB_DATABASE"]) == 0
+
+
+def test_the_simulator_can_be_turned_off_on_a_first_run(tmp_path: Path) -> None:
+    env = {"DATA_DIR": str(tmp_path), "SIMULATE_GLOBECO": "false"}
+    with running_service(env, without=ALL_SETTINGS) as service:
+        assert httpx.get(f"{service.url}{API}/models", timeout=10).json() == []
+    assert "simulated_globeco_started" not in service.log_path.read_text()

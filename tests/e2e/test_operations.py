@@ -130,8 +130,8 @@ def test_sigterm_lets_the_request_in_flight_finish(
 
 def test_the_run_command_needs_no_globeco_url(tmp_path: Path):
     """With no GlobeCo URL configured, `serve` starts the simulated suite and its demo models."""
-    globeco = tuple(field.upper() for field in GLOBECO_URL_FIELDS)
-    with running_service({"DATA_DIR": str(tmp_path)}, without=globeco) as service:
+    unset = (*(field.upper() for field in GLOBECO_URL_FIELDS), "MONGODB_URL", "SIMULATE_GLOBECO")
+    with running_service({"DATA_DIR": str(tmp_path)}, without=unset) as service:
         models = httpx.get(f"{service.url}{API}/models", timeout=10).json()
         assert {m["name"] for m in models} >= {"Demo Balanced", "Demo Growth"}
         model = models[0]
