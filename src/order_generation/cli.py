@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -31,8 +32,21 @@ def _policy_option(text: str) -> Any:
     return typer.Option(help=text, rich_help_panel="Policy (over the model's)")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"order-generation {version('order-generation')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """GlobeCo Order Generation Service."""
 
 

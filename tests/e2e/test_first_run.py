@@ -1,19 +1,49 @@
 """A first run and the operator's view of it, through the real `order-generation serve` process."""
 
 import shutil
+import subprocess
 import uuid
+from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
+import pytest
 from pymongo import MongoClient
 
 from order_generation.config import Settings
-from tests.support.service import running_service
+from tests.support.service import SERVICE, ServiceProcess, running_service
 
 ROOT = Path(__file__).resolve().parents[2]
 API = "/api/v1"
 # Every setting the machine running the tests might carry; a first run has none of them.
 ALL_SETTINGS = tuple(name.upper() for name in Settings.model_fields)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """The service with nothing configured: embedded MongoDB, simulated GlobeCo, demo models."""
+    env = {"DATA_DIR": str(tmp_path_factory.mktemp("first-run"))}
+    with running_service(env, without=ALL_SETTINGS) as service:
+        yield service
+
+
+def test_the_root_leads_to_the_docs(first_run: ServiceProcess) -> None:
+    response = httpx.get(f"{first_run.url}/", timeout=10)
+    assert response.is_redirect
+    assert response.headers["location"] == "/docs"
+    docs = httpx.get(f"{first_run.url}/", timeout=10, follow_redirects=True)
+    assert docs.status_code == 200
+    assert docs.url.path == "/docs"
+    assert "/" not in httpx.get(f"{first_run.url}/openapi.json", timeout=10).json()["paths"]
+
+
+def test_version_prints_the_package_version() -> None:
+    done = subprocess.run(
+        [str(SERVICE), "--version"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"order-generation {version('order-generation')}"
 
 
 def test_a_copy_of_env_example_is_a_working_first_run(tmp_path: Path) -> None:

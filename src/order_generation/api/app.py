@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import structlog
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
 
 from order_generation.adapters.accounting import AccountingClient
 from order_generation.adapters.mongo import MongoStore
@@ -79,6 +80,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestContext)
     install_error_handlers(app)
     install_docs(app)
+    # A browser pointed at the service lands on its API docs.
+    app.add_api_route("/", lambda: RedirectResponse("/docs"), include_in_schema=False)
     app.include_router(health.router)
     app.include_router(health.metrics_router)
     protected = [Depends(require_api_key)]
