@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import structlog
 import typer
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
+from pydantic import ValidationError
 
 from order_generation.config import GLOBECO_URL_FIELDS, Settings
 from order_generation.logs import configure_logging
@@ -25,6 +27,7 @@ from order_generation.report import Format
 app = typer.Typer(help="GlobeCo Order Generation Service.", no_args_is_help=True)
 log = structlog.get_logger(__name__)
 _CHILD_START_SECONDS = 30
+_MONGODB_CHECK_SECONDS = 5
 
 
 def _policy_option(text: str) -> Any:
@@ -59,8 +62,13 @@ def serve() -> None:
     SIMULATE_GLOBECO=true starts the suite in any case (demo models only into the embedded
     database), SIMULATE_GLOBECO=false never.
     """
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        _fail(_settings_error(error))
     configure_logging(settings.log_level)
+    if settings.mongodb_url is not None:
+        _check_mongodb(settings.mongodb_url)
     with contextlib.ExitStack() as children:
         if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
             metrics_dir = children.enter_context(tempfile.TemporaryDirectory(prefix="og-metrics-"))
@@ -147,9 +155,39 @@ def rebalance(
         raise typer.Exit(1)
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
+
+
+def _settings_error(error: ValidationError) -> str:
+    """One line naming each bad variable, e.g. `PORT: Input should be a valid integer, …`."""
+    problems = []
+    for item in error.errors():
+        name = "_".join(str(part) for part in item["loc"]).upper()
+        value = item.get("input")
+        shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
+        problems.append(f"{name}: {item['msg']}{shown}")
+    return "bad setting: " + "; ".join(problems)
+
+
+def _check_mongodb(url: str) -> None:
+    """Fail with one line, before any worker starts, when MONGODB_URL cannot be reached."""
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    shown = re.sub(r"//[^@/]*@", "//***@", url)
+    try:
+        client: MongoClient[dict[str, Any]] = MongoClient(
+            url, serverSelectionTimeoutMS=int(_MONGODB_CHECK_SECONDS * 1000)
+        )
+        try:
+            client.admin.command("ping")
+        finally:
+            client.close()
+    except (PyMongoError, ValueError) as error:
+        reason = re.split(r", Timeout:| \(configured timeouts", str(error))[0]
+        _fail(f"MONGODB_URL {shown} is not reachable: {reason}", code=1)
 
 
 def _embedded_mongo(settings: Settings, children: contextlib.ExitStack) -> str:

@@ -1,5 +1,6 @@
 """A first run and the operator's view of it, through the real `order-generation serve` process."""
 
+import os
 import shutil
 import subprocess
 import uuid
@@ -12,7 +13,7 @@ import pytest
 from pymongo import MongoClient
 
 from order_generation.config import Settings
-from tests.support.service import SERVICE, ServiceProcess, running_service
+from tests.support.service import SERVICE, ServiceProcess, free_port, running_service
 
 ROOT = Path(__file__).resolve().parents[2]
 API = "/api/v1"
@@ -100,3 +101,37 @@ def test_the_simulator_can_be_turned_off_on_a_first_run(tmp_path: Path) -> None:
     with running_service(env, without=ALL_SETTINGS) as service:
         assert httpx.get(f"{service.url}{API}/models", timeout=10).json() == []
     assert "simulated_globeco_started" not in service.log_path.read_text()
+
+
+def _serve_fails(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`serve` that must stop at start-up: its exit code and what it wrote."""
+    inherited = {k: v for k, v in os.environ.items() if k not in ALL_SETTINGS}
+    return subprocess.run(
+        [str(SERVICE), "serve"],
+        env=inherited | {"DATA_DIR": str(tmp_path), "HOST": "127.0.0.1"} | env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_bad_setting_ends_start_up_with_one_line(tmp_path: Path) -> None:
+    done = _serve_fails(tmp_path, PORT="abc")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: bad setting: PORT: Input should be a valid integer")
+    assert "'abc'" in done.stderr
+
+
+def test_an_unreachable_mongodb_url_ends_start_up_with_one_line(tmp_path: Path) -> None:
+    url = f"mongodb://user:hunter2@127.0.0.1:{free_port()}/"
+    done = _serve_fails(tmp_path, MONGODB_URL=url, PORT=str(free_port()))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: MONGODB_URL mongodb://***@127.0.0.1:")
+    assert "not reachable" in done.stderr
+    assert "hunter2" not in done.stdout + done.stderr
