@@ -13,7 +13,9 @@ import pytest
 from pymongo import MongoClient
 
 from order_generation.config import Settings
+from tests.api.book import make_book
 from tests.support.service import SERVICE, ServiceProcess, free_port, running_service
+from tests.support.simulator import run_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 API = "/api/v1"
@@ -135,3 +137,34 @@ def test_an_unreachable_mongodb_url_ends_start_up_with_one_line(tmp_path: Path) 
     assert done.stderr.startswith("error: MONGODB_URL mongodb://***@127.0.0.1:")
     assert "not reachable" in done.stderr
     assert "hunter2" not in done.stdout + done.stderr
+
+
+def test_health_says_the_first_run_services_are_simulated(first_run: ServiceProcess) -> None:
+    health = httpx.get(f"{first_run.url}/health/health", timeout=10).json()
+    for service in ("accounting", "security", "pricing", "portfolio"):
+        assert health["checks"][service]["status"] == "simulated", health
+        assert health["checks"][service]["simulated"] is True
+    assert health["status"] == "ok"
+
+
+def test_health_says_which_real_service_is_reachable_and_which_is_failing(
+    tmp_path: Path, mongodb_url: str
+) -> None:
+    with run_simulator(make_book(portfolios=2, seed=3).scenario) as simulator:
+        urls = {k.upper(): v for k, v in simulator.urls.items()}
+        closed = f"http://127.0.0.1:{free_port()}"
+        env = _configured_db(tmp_path, mongodb_url, **urls | {"PRICING_SERVICE_URL": closed})
+        with running_service(env, without=ALL_SETTINGS) as service:
+            response = httpx.get(f"{service.url}/health/health", timeout=10)
+    assert response.status_code == 200, "only MongoDB makes the service unusable"
+    health = response.json()
+    assert health["status"] == "degraded"
+    assert health["checks"]["pricing"] == {
+        "status": "failing",
+        "simulated": False,
+        "url": closed,
+        "reason": "connection refused or failed",
+    }
+    for name in ("accounting", "security", "portfolio"):
+        assert health["checks"][name]["status"] == "reachable", health
+    _stored_models(mongodb_url, env["MONGODB_DATABASE"])

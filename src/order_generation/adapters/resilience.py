@@ -183,6 +183,24 @@ class GlobecoClient:
         """Close the pooled connections."""
         await self._http.aclose()
 
+    @property
+    def base_url(self) -> str:
+        return str(self._http.base_url)
+
+    async def probe(self, seconds: float) -> str | None:
+        """None when the service answers HTTP at all (any status); otherwise why not.
+
+        One request, outside the retries and the breaker, so a health check neither waits
+        for backoffs nor moves the breaker; an open breaker is reported as it is.
+        """
+        if self.breaker.state == "open":
+            return f"circuit breaker open after {self.breaker.failures} consecutive failures"
+        try:
+            await self._http.get("/", timeout=seconds)
+        except httpx.HTTPError as error:
+            return _describe(error)
+        return None
+
     async def __aenter__(self) -> Self:
         return self
 

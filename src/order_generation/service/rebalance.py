@@ -85,6 +85,11 @@ class RebalanceService:
         self._in_flight = 0
         self._executor = executor
 
+    @property
+    def globeco(self) -> Globeco:
+        """The GlobeCo clients, for the health report."""
+        return self._globeco
+
     async def rebalance_portfolio(
         self, portfolio_id: str, policy: PolicyChanges | None = None
     ) -> Rebalanced:
