@@ -1,5 +1,6 @@
 """A first run and the operator's view of it, through the real `order-generation serve` process."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -168,3 +169,22 @@ def test_health_says_which_real_service_is_reachable_and_which_is_failing(
     for name in ("accounting", "security", "portfolio"):
         assert health["checks"][name]["status"] == "reachable", health
     _stored_models(mongodb_url, env["MONGODB_DATABASE"])
+
+
+def test_every_log_line_is_json_and_a_request_is_one_line(tmp_path: Path) -> None:
+    with running_service({"DATA_DIR": str(tmp_path)}, without=ALL_SETTINGS) as service:
+        headers = {"X-Correlation-ID": "one-line-per-request"}
+        assert httpx.get(f"{service.url}{API}/models", headers=headers, timeout=10).is_success
+    text = service.log_path.read_text()
+    lines = [json.loads(line) for line in text.splitlines()]  # every line, the children's too
+    assert len(lines) == len(text.splitlines())
+    by_logger = {line.get("logger") for line in lines}
+    assert {"gunicorn.error", "uvicorn.error", "order_generation.cli"} <= by_logger
+    events = [line["event"] for line in lines]
+    assert any(event.startswith("Starting gunicorn") for event in events)
+    assert "Application startup complete." in events
+    assert "simulated_globeco_ready" in events  # the simulator child
+    assert "Shutting down: Master" in events
+    request = [line for line in lines if line.get("correlation_id") == "one-line-per-request"]
+    assert [line["event"] for line in request] == ["request"]
+    assert "uvicorn.access" not in by_logger

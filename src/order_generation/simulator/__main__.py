@@ -21,8 +21,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.print_scenario:
         sys.stdout.write(json.dumps(scenario.to_dict(), indent=2) + "\n")
         return
-    # stdout carries only the ready line; logs go to stderr.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    # stdout carries only the ready line; logs go to stderr, one JSON object a line, as the
+    # service's own (serve passes them through to its log).
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    )
     ports = {name: getattr(args, f"{name}_port") for name in (*SERVICES, "control")}
     asyncio.run(_serve(Simulator(scenario, args.host, ports, args.seed)))
 
