@@ -28,6 +28,7 @@ app = typer.Typer(help="GlobeCo Order Generation Service.", no_args_is_help=True
 log = structlog.get_logger(__name__)
 _CHILD_START_SECONDS = 30
 _MONGODB_CHECK_SECONDS = 5
+_ALL_INTERFACES = ("0.0.0.0", "::", "", "[::]")
 
 
 def _policy_option(text: str) -> Any:
@@ -67,6 +68,7 @@ def serve() -> None:
     except ValidationError as error:
         _fail(_settings_error(error))
     configure_logging(settings.log_level)
+    _warn_if_open(settings)
     if settings.mongodb_url is not None:
         _check_mongodb(settings.mongodb_url)
     with contextlib.ExitStack() as children:
@@ -169,6 +171,18 @@ def _settings_error(error: ValidationError) -> str:
         shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
         problems.append(f"{name}: {item['msg']}{shown}")
     return "bad setting: " + "; ".join(problems)
+
+
+def _warn_if_open(settings: Settings) -> None:
+    """Every interface and no API key: anyone who can reach the machine can change models."""
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else ""
+    if settings.host in _ALL_INTERFACES and not secret:
+        log.warning(
+            "api_open_without_key",
+            host=settings.host,
+            port=settings.port,
+            hint="set SECRET_KEY to require an X-API-Key, or HOST=127.0.0.1 to stay local",
+        )
 
 
 def _check_mongodb(url: str) -> None:

@@ -188,3 +188,23 @@ def test_every_log_line_is_json_and_a_request_is_one_line(tmp_path: Path) -> Non
     request = [line for line in lines if line.get("correlation_id") == "one-line-per-request"]
     assert [line["event"] for line in request] == ["request"]
     assert "uvicorn.access" not in by_logger
+
+
+@pytest.mark.parametrize(
+    ("host", "secret", "warned"),
+    [("0.0.0.0", "", True), ("0.0.0.0", "s3cret", False), ("127.0.0.1", "", False)],
+)
+def test_all_interfaces_without_a_secret_key_is_warned_of(
+    tmp_path: Path, host: str, secret: str, warned: bool
+) -> None:
+    # An unreachable MONGODB_URL stops serve before it binds anything: no port opens here.
+    url = f"mongodb://127.0.0.1:{free_port()}/"
+    env = {"HOST": host, "MONGODB_URL": url} | ({"SECRET_KEY": secret} if secret else {})
+    done = _serve_fails(tmp_path, **env)
+    assert done.returncode == 1
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    warnings = [line for line in lines if line["event"] == "api_open_without_key"]
+    assert len(warnings) == int(warned), done.stdout
+    if warned:
+        assert warnings[0]["level"] == "warning"
+        assert "SECRET_KEY" in warnings[0]["hint"]
