@@ -9,8 +9,9 @@ unit of weight, with the fractional (LP) relaxation as its bound, floored becaus
 integers. The relaxation may ignore the climbing order (it never needs it: the ratios fall
 along a ladder), the search keeps to it. It expands a core around the break rung of the
 greedy solution (after Pisinger's expknap), so a search that would have to reach far from the
-break is cut off early. A tie keeps the first optimum found, so the result depends only on
-the input order.
+break is cut off early. Weights and values are first divided by their common divisors, so
+the bound counts only the capacity the weights can fill. A tie keeps the first optimum found,
+so the result depends only on the input order.
 """
 
 from collections.abc import Iterable

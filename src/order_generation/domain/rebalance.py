@@ -108,7 +108,8 @@ class Drift(NamedTuple):
 
 class Breach(NamedTuple):
     """A band the answer leaves under best-effort bands: its floor and ceiling amounts, the
-    amount held after, by how much it lies outside, and why no allowed quantity is inside."""
+    amount held after, by how much it lies outside, and why (no allowed quantity lies inside
+    the band, or the cash row kept them out)."""
 
     security_id: str
     floor: Decimal
