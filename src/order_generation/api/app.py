@@ -20,6 +20,7 @@ from order_generation.api.dependencies import require_api_key
 from order_generation.api.docs import install_docs
 from order_generation.api.errors import install_error_handlers
 from order_generation.api.middleware import BodySizeLimit, RequestContext
+from order_generation.api.openapi import install_openapi
 from order_generation.config import Settings
 from order_generation.service.rebalance import Globeco, RebalanceService
 
@@ -80,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestContext)
     install_error_handlers(app)
     install_docs(app)
+    install_openapi(app)
     # A browser pointed at the service lands on its API docs.
     app.add_api_route("/", lambda: RedirectResponse("/docs"), include_in_schema=False)
     app.include_router(health.router)

@@ -1,0 +1,50 @@
+"""The OpenAPI document as the service answers: FastAPI's, with its guesses put right.
+
+FastAPI lists a 422 `HTTPValidationError` on every operation with input; the service answers
+a request it cannot read with 400 and its own `ErrorBody` (api/errors.py), so the document
+says that instead.
+"""
+
+from typing import Any
+
+from fastapi import FastAPI
+
+_ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
+_FASTAPI_ONLY = ("HTTPValidationError", "ValidationError")
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR_BODY}}}
+
+
+def _operations(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        operation
+        for item in document.get("paths", {}).values()
+        for operation in item.values()
+        if isinstance(operation, dict) and "responses" in operation
+    ]
+
+
+def _answer_400_not_422(document: dict[str, Any]) -> None:
+    for operation in _operations(document):
+        responses = operation["responses"]
+        if "HTTPValidationError" in str(responses.get("422")):
+            del responses["422"]  # a 422 of the service's own (no feasible solution) stays
+            responses.setdefault("400", _error("Invalid input"))
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in _FASTAPI_ONLY:
+        schemas.pop(name, None)
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve the corrected document at the app's openapi_url, built once per app."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()  # FastAPI's, cached on the app; corrected in place
+            _answer_400_not_422(document)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]

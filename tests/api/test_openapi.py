@@ -1,0 +1,34 @@
+"""The OpenAPI document says what the service answers."""
+
+import json
+from typing import Any
+
+from order_generation.api.app import create_app
+from order_generation.config import Settings
+
+
+def document(**settings: Any) -> dict[str, Any]:
+    built: dict[str, Any] = create_app(Settings(_env_file=None, **settings)).openapi()
+    return built
+
+
+def operations(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [op for item in doc["paths"].values() for op in item.values()]
+
+
+def test_invalid_input_is_documented_as_the_400_error_body_not_fastapis_422():
+    doc = document()
+    assert "HTTPValidationError" not in json.dumps(doc)
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    assert "ValidationError" not in doc["components"]["schemas"]
+    with_input = [op for op in operations(doc) if op.get("parameters") or op.get("requestBody")]
+    assert with_input
+    for op in with_input:
+        assert op["responses"]["400"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }
+    # The service's own 422 (no feasible solution) stays.
+    preview = doc["paths"]["/api/v1/rebalance/preview"]["post"]["responses"]["422"]
+    assert preview["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }
