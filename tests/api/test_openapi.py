@@ -32,3 +32,19 @@ def test_invalid_input_is_documented_as_the_400_error_body_not_fastapis_422():
     assert preview["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ErrorBody"
     }
+
+
+def test_the_api_key_is_documented_only_when_one_is_configured():
+    open_doc = document()
+    assert "securitySchemes" not in open_doc["components"]
+    assert all("security" not in op for op in operations(open_doc))
+
+    locked = document(secret_key="s3cret")
+    assert locked["components"]["securitySchemes"] == {
+        "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    }
+    protected = [op for op in operations(locked) if "security" in op]
+    assert len(protected) >= 15
+    assert all("401" in op["responses"] for op in protected)
+    health = locked["paths"]["/health/live"]["get"]
+    assert "security" not in health

@@ -81,7 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestContext)
     install_error_handlers(app)
     install_docs(app)
-    install_openapi(app)
+    install_openapi(app, api_key=settings.secret_key is not None)
     # A browser pointed at the service lands on its API docs.
     app.add_api_route("/", lambda: RedirectResponse("/docs"), include_in_schema=False)
     app.include_router(health.router)

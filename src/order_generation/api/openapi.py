@@ -2,7 +2,8 @@
 
 FastAPI lists a 422 `HTTPValidationError` on every operation with input; the service answers
 a request it cannot read with 400 and its own `ErrorBody` (api/errors.py), so the document
-says that instead.
+says that instead. The API key is in it only when the service asks for one (SECRET_KEY set):
+an open service documented as locked sends every client looking for a key it does not need.
 """
 
 from typing import Any
@@ -37,14 +38,28 @@ def _answer_400_not_422(document: dict[str, Any]) -> None:
         schemas.pop(name, None)
 
 
-def install_openapi(app: FastAPI) -> None:
-    """Serve the corrected document at the app's openapi_url, built once per app."""
+def _api_key(document: dict[str, Any], *, required: bool) -> None:
+    for operation in _operations(document):
+        if "security" not in operation:
+            continue
+        if required:
+            operation["responses"].setdefault("401", _error("No valid X-API-Key header"))
+        else:
+            del operation["security"]
+    if not required:
+        document.get("components", {}).pop("securitySchemes", None)
+
+
+def install_openapi(app: FastAPI, *, api_key: bool) -> None:
+    """Serve the corrected document at the app's openapi_url, built once per app; `api_key`:
+    whether the protected routes ask for X-API-Key."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = build()  # FastAPI's, cached on the app; corrected in place
             _answer_400_not_422(document)
+            _api_key(document, required=api_key)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
