@@ -51,11 +51,14 @@ async def test_camel_case_and_json_numbers_are_accepted(client: httpx.AsyncClien
         "name": "camel",
         "positions": [{"securityId": sid, "target": 0.05, "lowDrift": 0.01, "highDrift": 0.02}],
         "portfolios": [pid],
+        "policy": {"roundLot": 10, "minTradeQuantity": 2, "noSell": [sid]},
     }
     created = await create(client, body)
     assert created["positions"] == [
         {"security_id": sid, "target": "0.05", "low_drift": "0.01", "high_drift": "0.02"}
     ]
+    policy = created["policy"]
+    assert (policy["round_lot"], policy["min_trade_quantity"], policy["no_sell"]) == (10, 2, [sid])
 
 
 async def test_zero_target_positions_are_dropped_on_save(client: httpx.AsyncClient):

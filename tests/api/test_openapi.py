@@ -48,3 +48,24 @@ def test_the_api_key_is_documented_only_when_one_is_configured():
     assert all("401" in op["responses"] for op in protected)
     health = locked["paths"]["/health/live"]["get"]
     assert "security" not in health
+
+
+def test_request_schemas_name_fields_in_snake_case_as_the_api_emits_them():
+    schemas = document()["components"]["schemas"]
+    assert list(schemas["PositionBody-Input"]["properties"]) == [
+        "security_id",
+        "target",
+        "low_drift",
+        "high_drift",
+    ]
+    assert "round_lot" in schemas["PolicyBody-Input"]["properties"]
+    assert "min_cash_fraction" in schemas["PolicyBody-Input"]["properties"]
+    assert "last_rebalance_date" in schemas["ModelBody"]["properties"]
+    assert "portfolio_id" in schemas["PreviewBody"]["properties"]
+    camel = [
+        name
+        for schema in schemas.values()
+        for name in schema.get("properties", {})
+        if name != name.lower()
+    ]
+    assert camel == []

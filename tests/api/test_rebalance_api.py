@@ -451,7 +451,7 @@ async def test_the_rebalance_bodies_are_in_the_openapi_document(service: httpx.A
         assert {"$ref": "#/components/schemas/PolicyBody-Input"} in schema["anyOf"]
     policy = document["components"]["schemas"]["PolicyBody-Input"]
     assert policy["additionalProperties"] is False
-    assert "roundLot" in policy["properties"]
+    assert "round_lot" in policy["properties"]
 
 
 async def model_id_of(service: httpx.AsyncClient) -> str:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from order_generation.domain.models import InvestmentModel, Position
@@ -24,9 +24,15 @@ Weight = Annotated[Decimal, Field(max_digits=20, decimal_places=10, allow_inf_na
 Money = Annotated[Decimal, Field(max_digits=28, decimal_places=10, allow_inf_nan=False)]
 
 
+def _snake_or_camel(name: str) -> AliasChoices:
+    """A field is read by its name or its camelCase alias; the OpenAPI document lists the
+    first, so it names fields as the API emits them."""
+    return AliasChoices(name, to_camel(name))
+
+
 class Schema(BaseModel):
     model_config = ConfigDict(
-        alias_generator=AliasGenerator(validation_alias=to_camel),
+        alias_generator=AliasGenerator(validation_alias=_snake_or_camel),
         validate_by_name=True,
         validate_by_alias=True,
         from_attributes=True,
