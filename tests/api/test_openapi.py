@@ -69,3 +69,25 @@ def test_request_schemas_name_fields_in_snake_case_as_the_api_emits_them():
         if name != name.lower()
     ]
     assert camel == []
+
+
+ID = {"type": "string", "pattern": "^[A-Za-z0-9]{24}$"}
+
+
+def test_id_patterns_and_target_rules_are_in_the_document():
+    doc = document()
+    schemas = doc["components"]["schemas"]
+    position = schemas["PositionBody-Input"]["properties"]
+    assert position["security_id"]["pattern"] == ID["pattern"]
+    target = position["target"]
+    assert (target["minimum"], target["maximum"], target["multipleOf"]) == (0, 0.95, 0.005)
+    assert (position["low_drift"]["minimum"], position["high_drift"]["maximum"]) == (0, 1)
+    policy = schemas["PolicyBody-Input"]["properties"]
+    for name in ("no_buy", "no_sell", "hold"):
+        assert ID.items() <= policy[name]["items"].items(), name
+    assert policy["round_lots"]["propertyNames"] == {"pattern": ID["pattern"]}
+    assert ID.items() <= schemas["ModelBody"]["properties"]["portfolios"]["items"].items()
+    update = schemas["ModelUpdateBody"]["properties"]["portfolios"]["items"]
+    assert ID.items() <= update.items()
+    [parameter] = doc["paths"]["/api/v1/portfolio/{portfolio_id}/rebalance"]["post"]["parameters"]
+    assert parameter["schema"]["pattern"] == ID["pattern"]

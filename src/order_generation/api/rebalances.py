@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Path, Query, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -18,7 +18,13 @@ from order_generation.api.rebalance_schemas import (
     run_out,
     stored_positions,
 )
-from order_generation.api.schemas import ErrorBody, Offset, PolicyBody, PortfoliosBody
+from order_generation.api.schemas import (
+    ErrorBody,
+    Offset,
+    PolicyBody,
+    PortfolioId,
+    PortfoliosBody,
+)
 from order_generation.domain.runs import PortfolioOutcome
 from order_generation.service.sorting import parse_sort
 
@@ -61,7 +67,9 @@ Override = Annotated[
 )
 @router.post("/rebalance/portfolio/{portfolio_id}", include_in_schema=False)
 async def rebalance_portfolio(
-    portfolio_id: str, service: RebalanceServiceDep, policy: Override = None
+    portfolio_id: Annotated[PortfolioId, Path()],
+    service: RebalanceServiceDep,
+    policy: Override = None,
 ) -> RebalanceOut:
     done = await service.rebalance_portfolio(portfolio_id, policy.changes() if policy else None)
     outcome = done.run.outcomes[0]

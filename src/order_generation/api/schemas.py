@@ -12,7 +12,8 @@ from fastapi import Query
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from order_generation.domain.models import InvestmentModel, Position
+from order_generation.domain.ids import ID_PATTERN
+from order_generation.domain.models import MAX_TOTAL_TARGET, TARGET_STEP, InvestmentModel, Position
 from order_generation.domain.policy import DEFAULT_POLICY, Bands, Mode, Policy
 
 # MongoDB's skip is a 32-bit count on some servers; nobody pages further.
@@ -20,6 +21,22 @@ Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 
 # Decimal128 holds 34 significant digits; weights need far fewer.
 Weight = Annotated[Decimal, Field(max_digits=20, decimal_places=10, allow_inf_nan=False)]
+
+
+# What the domain checks, said in the OpenAPI document too. Documentation only (pydantic does
+# not check it): the domain stays the one place of each rule, and its 400 names the field.
+def _documented(**schema: Any) -> Any:
+    return Field(json_schema_extra=schema)
+
+
+SecurityId = Annotated[str, _documented(pattern=f"^{ID_PATTERN}$")]
+PortfolioId = SecurityId
+Target = Annotated[
+    Weight,
+    _documented(minimum=0, maximum=float(MAX_TOTAL_TARGET), multipleOf=float(TARGET_STEP)),
+]
+Drift = Annotated[Weight, _documented(minimum=0, maximum=1)]
+
 # Prices and cash: up to 10^18 with 10 decimal places, so every product stays exact and small.
 Money = Annotated[Decimal, Field(max_digits=28, decimal_places=10, allow_inf_nan=False)]
 
@@ -47,10 +64,10 @@ class Body(Schema):
 
 
 class PositionBody(Body):
-    security_id: str
-    target: Weight
-    low_drift: Weight
-    high_drift: Weight
+    security_id: SecurityId
+    target: Target
+    low_drift: Drift
+    high_drift: Drift
 
     def to_domain(self) -> Position:
         return Position(self.security_id, self.target, self.low_drift, self.high_drift)
@@ -67,13 +84,15 @@ class PolicyBody(Body):
     min_cash: Money = DEFAULT_POLICY.min_cash
     min_cash_fraction: Weight = DEFAULT_POLICY.min_cash_fraction
     withdraw: Money = DEFAULT_POLICY.withdraw
-    no_buy: list[str] = Field(default_factory=list)
-    no_sell: list[str] = Field(default_factory=list)
-    hold: list[str] = Field(default_factory=list)
+    no_buy: list[SecurityId] = Field(default_factory=list)
+    no_sell: list[SecurityId] = Field(default_factory=list)
+    hold: list[SecurityId] = Field(default_factory=list)
     min_trade_value: Money = DEFAULT_POLICY.min_trade_value
     min_trade_quantity: int = DEFAULT_POLICY.min_trade_quantity
     round_lot: int = DEFAULT_POLICY.round_lot
-    round_lots: dict[str, int] = Field(default_factory=dict)
+    round_lots: Annotated[
+        dict[str, int], _documented(propertyNames={"pattern": f"^{ID_PATTERN}$"})
+    ] = Field(default_factory=dict)
     bands: Bands = DEFAULT_POLICY.bands
 
     @model_validator(mode="before")
@@ -103,7 +122,7 @@ _SERVER_OWNED = "Accepted and ignored: the server owns it (the portal echoes it 
 class ModelBody(Body):
     name: str
     positions: list[PositionBody] = []
-    portfolios: list[str] = []
+    portfolios: list[PortfolioId] = []
     policy: PolicyBody | None = None
     model_id: Annotated[str | None, Field(description=_SERVER_OWNED)] = None
     last_rebalance_date: Annotated[datetime | None, Field(description=_SERVER_OWNED)] = None
@@ -125,7 +144,7 @@ class ModelUpdateBody(ModelBody):
     emptied); `policy` left out keeps the stored policy, `"policy": null` resets it."""
 
     positions: list[PositionBody]
-    portfolios: list[str]
+    portfolios: list[PortfolioId]
     version: Annotated[int, Field(ge=1, description="The version read; a stale one is 409")]
 
     @property

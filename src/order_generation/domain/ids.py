@@ -4,7 +4,8 @@ import re
 
 from order_generation.domain.errors import InvalidInput
 
-_ID = re.compile(r"[A-Za-z0-9]{24}")
+ID_PATTERN = "[A-Za-z0-9]{24}"
+_ID = re.compile(ID_PATTERN)
 
 
 def check_id(value: str, field_name: str) -> None:
