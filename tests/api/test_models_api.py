@@ -507,3 +507,11 @@ async def test_positions_inside_a_model_refuse_unknown_fields(client: httpx.Asyn
     body["positions"][0]["weight"] = "0.1"
     response = await client.post(f"{API}/models", json=body)
     assert_error(response, 400, "VALIDATION_ERROR", "positions[0].weight")
+
+
+async def test_a_version_beyond_an_8_byte_integer_is_400_not_500(client: httpx.AsyncClient):
+    created = await create(client)
+    url = f"{API}/model/{created['model_id']}"
+    assert_error(await client.delete(f"{url}?version={2**63}"), 400, "VALIDATION_ERROR", "version")
+    too_big = model_body() | {"version": 2**63}
+    assert_error(await client.put(url, json=too_big), 400, "VALIDATION_ERROR", "version")

@@ -91,3 +91,10 @@ def test_id_patterns_and_target_rules_are_in_the_document():
     assert ID.items() <= update.items()
     [parameter] = doc["paths"]["/api/v1/portfolio/{portfolio_id}/rebalance"]["post"]["parameters"]
     assert parameter["schema"]["pattern"] == ID["pattern"]
+
+
+def test_stored_ids_in_paths_are_documented_as_object_ids():
+    doc = document()
+    for path in ("/api/v1/model/{model_id}", "/api/v1/rebalance/{rebalance_id}"):
+        [parameter] = doc["paths"][path]["get"]["parameters"]
+        assert parameter["schema"]["pattern"] == "^[0-9a-fA-F]{24}$"

@@ -13,6 +13,8 @@ from order_generation.api.schemas import (
     Offset,
     PortfoliosBody,
     PositionBody,
+    StoredId,
+    Version,
 )
 from order_generation.domain.models import InvestmentModel
 
@@ -46,7 +48,7 @@ async def list_models(
 
 @router.get("/model/{model_id}")
 @router.get("/models/{model_id}", include_in_schema=False)
-async def get_model(model_id: str, service: ModelServiceDep) -> ModelOut:
+async def get_model(model_id: StoredId, service: ModelServiceDep) -> ModelOut:
     return _out(await service.get(model_id))
 
 
@@ -57,41 +59,49 @@ async def create_model(body: ModelBody, service: ModelServiceDep) -> ModelOut:
 
 @router.put("/model/{model_id}")
 @router.put("/models/{model_id}", include_in_schema=False)
-async def update_model(model_id: str, body: ModelUpdateBody, service: ModelServiceDep) -> ModelOut:
+async def update_model(
+    model_id: StoredId, body: ModelUpdateBody, service: ModelServiceDep
+) -> ModelOut:
     model = body.to_domain(model_id, body.version)
     return _out(await service.update(model, keep_policy=body.keeps_policy))
 
 
 @router.delete("/model/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
 @router.delete("/models/{model_id}", status_code=204, include_in_schema=False)
-async def delete_model(
-    model_id: str, version: Annotated[int, Query(ge=1)], service: ModelServiceDep
-) -> None:
+async def delete_model(model_id: StoredId, version: Version, service: ModelServiceDep) -> None:
     await service.delete(model_id, version)
 
 
 @router.post("/model/{model_id}/position")
-async def add_position(model_id: str, body: PositionBody, service: ModelServiceDep) -> ModelOut:
+async def add_position(
+    model_id: StoredId, body: PositionBody, service: ModelServiceDep
+) -> ModelOut:
     return _out(await service.add_position(model_id, body.to_domain()))
 
 
 @router.put("/model/{model_id}/position")
-async def update_position(model_id: str, body: PositionBody, service: ModelServiceDep) -> ModelOut:
+async def update_position(
+    model_id: StoredId, body: PositionBody, service: ModelServiceDep
+) -> ModelOut:
     return _out(await service.update_position(model_id, body.to_domain()))
 
 
 @router.delete("/model/{model_id}/position")
-async def remove_position(model_id: str, body: PositionBody, service: ModelServiceDep) -> ModelOut:
+async def remove_position(
+    model_id: StoredId, body: PositionBody, service: ModelServiceDep
+) -> ModelOut:
     return _out(await service.remove_position(model_id, body.to_domain()))
 
 
 @router.post("/model/{model_id}/portfolio")
-async def add_portfolios(model_id: str, body: PortfoliosBody, service: ModelServiceDep) -> ModelOut:
+async def add_portfolios(
+    model_id: StoredId, body: PortfoliosBody, service: ModelServiceDep
+) -> ModelOut:
     return _out(await service.add_portfolios(model_id, body.portfolios))
 
 
 @router.delete("/model/{model_id}/portfolio")
 async def remove_portfolios(
-    model_id: str, body: PortfoliosBody, service: ModelServiceDep
+    model_id: StoredId, body: PortfoliosBody, service: ModelServiceDep
 ) -> ModelOut:
     return _out(await service.remove_portfolios(model_id, body.portfolios))

@@ -24,6 +24,8 @@ from order_generation.api.schemas import (
     PolicyBody,
     PortfolioId,
     PortfoliosBody,
+    StoredId,
+    Version,
 )
 from order_generation.domain.runs import PortfolioOutcome
 from order_generation.service.sorting import parse_sort
@@ -84,7 +86,7 @@ async def rebalance_portfolio(
 )
 @router.post("/rebalance/model/{model_id}", include_in_schema=False)
 async def rebalance_model(
-    model_id: str, service: RebalanceServiceDep, policy: Override = None
+    model_id: StoredId, service: RebalanceServiceDep, policy: Override = None
 ) -> StreamingResponse:
     """One entry per portfolio of the model; a failed portfolio carries its error.
 
@@ -104,13 +106,13 @@ async def list_rebalances(
 
 
 @router.get("/rebalance/{rebalance_id}")
-async def get_rebalance(rebalance_id: str, store: StoreDep) -> StoredRebalance:
+async def get_rebalance(rebalance_id: StoredId, store: StoreDep) -> StoredRebalance:
     return StoredRebalance.of(await store.get_rebalance(rebalance_id))
 
 
 @router.get("/rebalance/{rebalance_id}/portfolios")
 async def get_rebalance_portfolios(
-    rebalance_id: str, store: StoreDep, offset: Offset = 0, limit: Limit = 10
+    rebalance_id: StoredId, store: StoreDep, offset: Offset = 0, limit: Limit = 10
 ) -> list[StoredPortfolio]:
     """A page of the run's rebalanced portfolios, in run order (failures: GET the run)."""
     stored = await store.run_portfolios(rebalance_id, offset, limit)
@@ -119,7 +121,7 @@ async def get_rebalance_portfolios(
 
 @router.get("/rebalance/{rebalance_id}/portfolio/{portfolio_id}/positions")
 async def get_rebalance_positions(
-    rebalance_id: str, portfolio_id: str, store: StoreDep
+    rebalance_id: StoredId, portfolio_id: str, store: StoreDep
 ) -> list[StoredPosition]:
     """One rebalanced portfolio's positions in the run."""
     stored = await store.run_portfolio(rebalance_id, portfolio_id)
@@ -147,9 +149,7 @@ async def rebalances_of_portfolios(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={409: {"model": ErrorBody, "description": "Stale version"}},
 )
-async def delete_rebalance(
-    rebalance_id: str, version: Annotated[int, Query(ge=1)], store: StoreDep
-) -> None:
+async def delete_rebalance(rebalance_id: StoredId, version: Version, store: StoreDep) -> None:
     await store.delete_rebalance(rebalance_id, version)
 
 

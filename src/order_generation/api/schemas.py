@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Path, Query
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -36,6 +36,11 @@ Target = Annotated[
     _documented(minimum=0, maximum=float(MAX_TOTAL_TARGET), multipleOf=float(TARGET_STEP)),
 ]
 Drift = Annotated[Weight, _documented(minimum=0, maximum=1)]
+# A stored version: BSON holds 8-byte integers at most (a larger one was a 500).
+MAX_VERSION = 2**63 - 1
+Version = Annotated[int, Query(ge=1, le=MAX_VERSION)]
+# A stored model's or run's id: a MongoDB ObjectId (the store's check, `object_id`).
+StoredId = Annotated[str, Path(json_schema_extra={"pattern": "^[0-9a-fA-F]{24}$"})]
 
 # Prices and cash: up to 10^18 with 10 decimal places, so every product stays exact and small.
 Money = Annotated[Decimal, Field(max_digits=28, decimal_places=10, allow_inf_nan=False)]
@@ -145,7 +150,9 @@ class ModelUpdateBody(ModelBody):
 
     positions: list[PositionBody]
     portfolios: list[PortfolioId]
-    version: Annotated[int, Field(ge=1, description="The version read; a stale one is 409")]
+    version: Annotated[
+        int, Field(ge=1, le=MAX_VERSION, description="The version read; a stale one is 409")
+    ]
 
     @property
     def keeps_policy(self) -> bool:
