@@ -515,3 +515,18 @@ async def test_a_version_beyond_an_8_byte_integer_is_400_not_500(client: httpx.A
     assert_error(await client.delete(f"{url}?version={2**63}"), 400, "VALIDATION_ERROR", "version")
     too_big = model_body() | {"version": 2**63}
     assert_error(await client.put(url, json=too_big), 400, "VALIDATION_ERROR", "version")
+
+
+@pytest.mark.parametrize(
+    ("policy", "field"),
+    [
+        ({"round_lot": 2**63}, "policy.round_lot"),
+        ({"min_trade_quantity": -(2**63) - 1}, "policy.min_trade_quantity"),
+        ({"round_lots": {"A" * 24: 2**70}}, "policy.round_lots"),
+    ],
+)
+async def test_a_policy_integer_beyond_8_bytes_is_400_not_500(
+    client: httpx.AsyncClient, policy: dict[str, Any], field: str
+):
+    response = await client.post(f"{API}/models", json=model_body() | {"policy": policy})
+    assert_error(response, 400, "VALIDATION_ERROR", field)

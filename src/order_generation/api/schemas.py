@@ -36,9 +36,10 @@ Target = Annotated[
     _documented(minimum=0, maximum=float(MAX_TOTAL_TARGET), multipleOf=float(TARGET_STEP)),
 ]
 Drift = Annotated[Weight, _documented(minimum=0, maximum=1)]
-# A stored version: BSON holds 8-byte integers at most (a larger one was a 500).
+# BSON holds 8-byte integers at most: a larger one stored or queried was a 500.
 MAX_VERSION = 2**63 - 1
 Version = Annotated[int, Query(ge=1, le=MAX_VERSION)]
+Int64 = Annotated[int, Field(ge=-(2**63), le=MAX_VERSION)]
 # A stored model's or run's id: a MongoDB ObjectId (the store's check, `object_id`).
 StoredId = Annotated[str, Path(json_schema_extra={"pattern": "^[0-9a-fA-F]{24}$"})]
 
@@ -93,10 +94,10 @@ class PolicyBody(Body):
     no_sell: list[SecurityId] = Field(default_factory=list)
     hold: list[SecurityId] = Field(default_factory=list)
     min_trade_value: Money = DEFAULT_POLICY.min_trade_value
-    min_trade_quantity: int = DEFAULT_POLICY.min_trade_quantity
-    round_lot: int = DEFAULT_POLICY.round_lot
+    min_trade_quantity: Int64 = DEFAULT_POLICY.min_trade_quantity
+    round_lot: Int64 = DEFAULT_POLICY.round_lot
     round_lots: Annotated[
-        dict[str, int], _documented(propertyNames={"pattern": f"^{ID_PATTERN}$"})
+        dict[str, Int64], _documented(propertyNames={"pattern": f"^{ID_PATTERN}$"})
     ] = Field(default_factory=dict)
     bands: Bands = DEFAULT_POLICY.bands
 
