@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from order_generation.adapters.accounting import AccountingClient
 from order_generation.adapters.portfolio import PortfolioClient
@@ -109,3 +110,12 @@ async def pricing(fast: Settings) -> AsyncIterator[PricingClient]:
 async def portfolio(fast: Settings) -> AsyncIterator[PortfolioClient]:
     async with PortfolioClient(fast) as client:
         yield client
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Any]:
+    """The test's database, read and written raw (no Decimal codec)."""
+    assert settings.mongodb_url is not None
+    raw_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    yield raw_client[settings.mongodb_database]
+    await raw_client.close()

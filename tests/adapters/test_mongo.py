@@ -135,15 +135,6 @@ async def store(settings: Settings) -> AsyncIterator[MongoStore]:
     await store.close()
 
 
-@pytest.fixture
-async def database(settings: Settings) -> AsyncIterator[Any]:
-    """The test's database, read and written raw (no Decimal codec)."""
-    assert settings.mongodb_url is not None
-    raw_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
-    yield raw_client[settings.mongodb_database]
-    await raw_client.close()
-
-
 async def _parts(database: Any, rebalance_id: str | None) -> list[tuple[int, int, int]]:
     """(index, part, positions) of each stored result document of a run, in order."""
     cursor = database["rebalance_portfolios"].find({"rebalance_id": ObjectId(rebalance_id)})

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, monitoring
+from pymongo import ASCENDING, DESCENDING, monitoring
 
 from order_generation.adapters.mongo import MongoStore
 from order_generation.config import Settings
@@ -56,15 +56,6 @@ async def store(settings: Settings, listener: DocumentsRead) -> AsyncIterator[Mo
     await store.open()
     yield store
     await store.close()
-
-
-@pytest.fixture
-async def database(settings: Settings) -> AsyncIterator[Any]:
-    """The test's database, read and written raw."""
-    assert settings.mongodb_url is not None
-    raw_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
-    yield raw_client[settings.mongodb_database]
-    await raw_client.close()
 
 
 def _run(
