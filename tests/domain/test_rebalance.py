@@ -3,10 +3,11 @@ from decimal import Decimal
 import pytest
 
 from order_generation.domain import rebalance
+from order_generation.domain.drifts import Drift
 from order_generation.domain.errors import Infeasible, InvalidInput, ServiceError, SolverTimeout
 from order_generation.domain.models import Position
 from order_generation.domain.policy import Policy
-from order_generation.domain.rebalance import Drift, RebalanceProblem, Trade, solve
+from order_generation.domain.rebalance import RebalanceProblem, Trade, solve
 from order_generation.domain.terms import Term
 
 D = Decimal

@@ -14,6 +14,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from order_generation.adapters.decimal128 import from_decimal128, to_decimal128
+from order_generation.domain.drifts import Drift
 from order_generation.domain.errors import (
     Conflict,
     InvalidInput,
@@ -23,7 +24,7 @@ from order_generation.domain.errors import (
 )
 from order_generation.domain.models import InvestmentModel, Position
 from order_generation.domain.policy import DEFAULT_POLICY, Policy
-from order_generation.domain.rebalance import Breach, Drift, RebalanceResult, Trade
+from order_generation.domain.rebalance import Breach, RebalanceResult, Trade
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 
 Document = dict[str, Any]

@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field, PlainSerializer
 
 from order_generation.adapters.mongo import StoredRun
 from order_generation.api.schemas import PolicyBody
+from order_generation.domain.drifts import Drift
 from order_generation.domain.policy import Mode
-from order_generation.domain.rebalance import Drift, RebalanceResult, Trade
+from order_generation.domain.rebalance import RebalanceResult, Trade
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 
 Number = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
