@@ -334,7 +334,7 @@ async def _solver_seconds(mongo_uri: str, rebalance_id: str) -> float:
     """The solver time of every portfolio of the stored run, added up."""
     store = MongoStore(mongo_uri, DATABASE)
     try:
-        stored = await store.get_rebalance(rebalance_id)
+        stored = await store.runs.get_rebalance(rebalance_id)
     finally:
         await store.close()
     return sum(o.result.solve_seconds for o in stored.outcomes if isinstance(o, PortfolioOutcome))

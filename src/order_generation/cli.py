@@ -251,7 +251,7 @@ async def _load_models(settings: Settings, models: Sequence[dict[str, Any]]) -> 
         await store.open()
         for model in models:
             with contextlib.suppress(Conflict):
-                await ModelService(store).create(ModelBody.model_validate(model).to_domain())
+                await ModelService(store.models).create(ModelBody.model_validate(model).to_domain())
                 created += 1
     finally:
         await store.close()

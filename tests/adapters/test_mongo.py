@@ -25,7 +25,7 @@ async def test_decimals_are_stored_as_decimal128_and_come_back_exact(settings: S
     store = MongoStore(settings.mongodb_url, settings.mongodb_database)
     await store.open()
     position = Position("S" * 24, Decimal("0.125"), Decimal("0.0001"), Decimal("0.3333333333"))
-    created = await store.insert_model(InvestmentModel("exact", positions=(position,)))
+    created = await store.models.insert_model(InvestmentModel("exact", positions=(position,)))
 
     raw_client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_url)
     raw = await raw_client[settings.mongodb_database]["models"].find_one({"name": "exact"})
@@ -36,7 +36,7 @@ async def test_decimals_are_stored_as_decimal128_and_come_back_exact(settings: S
     assert isinstance(stored["high_drift"], Decimal128)
 
     assert created.model_id is not None
-    assert (await store.get_model(created.model_id)).positions == (position,)
+    assert (await store.models.get_model(created.model_id)).positions == (position,)
     await store.close()
 
 
@@ -72,9 +72,9 @@ async def test_a_run_that_fails_half_way_leaves_nothing_visible(settings: Settin
     run = RebalanceRun("m" * 24, "model", datetime.now(UTC), outcomes)
 
     with pytest.raises(InvalidDocument):
-        await store.insert_rebalance(run)
+        await store.runs.insert_rebalance(run)
 
-    assert await store.list_rebalances(0, 10) == []
+    assert await store.runs.list_rebalances(0, 10) == []
     raw_client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_url)
     database = raw_client[settings.mongodb_database]
     assert await database["rebalances"].count_documents({}) == 0
@@ -87,7 +87,7 @@ async def test_the_sweep_removes_runs_a_crash_left_pending(settings: Settings):
     assert settings.mongodb_url is not None
     store = MongoStore(settings.mongodb_url, settings.mongodb_database)
     await store.open()
-    stored = await store.insert_rebalance(
+    stored = await store.runs.insert_rebalance(
         RebalanceRun("m" * 24, "model", datetime.now(UTC), _failures(3))
     )
     raw_client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_url)
@@ -96,8 +96,8 @@ async def test_the_sweep_removes_runs_a_crash_left_pending(settings: Settings):
     header = {"_id": ObjectId(stored.rebalance_id)}
     await database["rebalances"].update_one(header, {"$set": crashed})
 
-    assert await store.list_rebalances(0, 10) == []
-    assert await store.sweep_unfinished_rebalances(timedelta(hours=1)) == 1
+    assert await store.runs.list_rebalances(0, 10) == []
+    assert await store.runs.sweep_unfinished_rebalances(timedelta(hours=1)) == 1
     assert await database["rebalance_portfolios"].count_documents({}) == 0
     await raw_client.close()
     await store.close()
@@ -149,7 +149,7 @@ async def test_a_large_portfolio_is_stored_in_parts_and_reads_back_exactly(
     failure = PortfolioFailure("F" * 24, "OPTIMIZATION_FAILED", "no solution")
     run = RebalanceRun("m" * 24, "model", datetime.now(UTC), (large, failure, _outcome(2, 3, 1)))
 
-    stored = await store.insert_rebalance(run)
+    stored = await store.runs.insert_rebalance(run)
 
     assert await _parts(database, stored.rebalance_id) == [
         (0, 0, 50),
@@ -163,10 +163,10 @@ async def test_a_large_portfolio_is_stored_in_parts_and_reads_back_exactly(
     assert docs[0]["market_value"] == Decimal128(str(large.result.market_value))
     assert all("market_value" not in doc and "portfolio_name" not in doc for doc in docs[1:])
     assert stored.rebalance_id is not None
-    read = await store.get_rebalance(stored.rebalance_id)
+    read = await store.runs.get_rebalance(stored.rebalance_id)
     assert read.outcomes == run.outcomes
     assert [_exactly(o) for o in read.outcomes] == [_exactly(o) for o in run.outcomes]
-    [found] = await store.list_rebalances(0, 10, portfolio_ids=[large.portfolio_id])
+    [found] = await store.runs.list_rebalances(0, 10, portfolio_ids=[large.portfolio_id])
     assert found.outcomes == run.outcomes
 
 
@@ -177,11 +177,11 @@ async def test_fifty_positions_fill_one_document_and_fifty_one_need_two(
         "m" * 24, "model", datetime.now(UTC), (_outcome(0, 50, 0), _outcome(1, 40, 11))
     )
 
-    stored = await store.insert_rebalance(run)
+    stored = await store.runs.insert_rebalance(run)
 
     assert await _parts(database, stored.rebalance_id) == [(0, 0, 50), (1, 0, 50), (1, 1, 1)]
     assert stored.rebalance_id is not None
-    assert (await store.get_rebalance(stored.rebalance_id)).outcomes == run.outcomes
+    assert (await store.runs.get_rebalance(stored.rebalance_id)).outcomes == run.outcomes
 
 
 async def test_a_result_stored_as_one_document_without_parts_still_reads(
@@ -189,7 +189,7 @@ async def test_a_result_stored_as_one_document_without_parts_still_reads(
 ):
     """Runs written before results were split keep one document per portfolio, no `part`."""
     run = RebalanceRun("m" * 24, "model", datetime.now(UTC), (_outcome(0, 70, 50),))
-    stored = await store.insert_rebalance(run)
+    stored = await store.runs.insert_rebalance(run)
     results = database["rebalance_portfolios"]
     head, *rest = await results.find({"index": 0}).sort("part", 1).to_list()
     for doc in rest:
@@ -199,9 +199,9 @@ async def test_a_result_stored_as_one_document_without_parts_still_reads(
     await results.insert_one(head)
 
     assert stored.rebalance_id is not None
-    read = await store.get_rebalance(stored.rebalance_id)
+    read = await store.runs.get_rebalance(stored.rebalance_id)
     assert [_exactly(o) for o in read.outcomes] == [_exactly(o) for o in run.outcomes]
-    [found] = await store.list_rebalances(0, 10, portfolio_ids=[run.outcomes[0].portfolio_id])
+    [found] = await store.runs.list_rebalances(0, 10, portfolio_ids=[run.outcomes[0].portfolio_id])
     assert found.outcomes == run.outcomes
 
 
@@ -215,20 +215,20 @@ async def test_a_failure_between_the_parts_of_a_portfolio_leaves_nothing(
     broken = replace(broken, result=replace(broken.result, drifts=tuple(drifts)))
     run = RebalanceRun("m" * 24, "model", datetime.now(UTC), (_outcome(0, 70, 50), broken))
     written = []
-    insert_one = store._results.insert_one
+    insert_one = store.runs._results.insert_one
 
     async def counted(doc: Any, *args: Any, **kwargs: Any) -> Any:
         outcome = await insert_one(doc, *args, **kwargs)
         written.append((doc["index"], doc["part"]))
         return outcome
 
-    store._results.insert_one = counted  # type: ignore[method-assign, assignment]
+    store.runs._results.insert_one = counted  # type: ignore[method-assign, assignment]
 
     with pytest.raises(InvalidDocument):
-        await store.insert_rebalance(run)
+        await store.runs.insert_rebalance(run)
 
     assert written == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
-    assert await store.list_rebalances(0, 10) == []
+    assert await store.runs.list_rebalances(0, 10) == []
     assert await database["rebalances"].count_documents({}) == 0
     assert await database["rebalance_portfolios"].count_documents({}) == 0
 
@@ -251,30 +251,30 @@ POLICY = Policy(
 async def test_a_model_policy_is_stored_with_decimal128_and_reads_back(
     store: MongoStore, database: Any
 ):
-    created = await store.insert_model(InvestmentModel("with policy", policy=POLICY))
+    created = await store.models.insert_model(InvestmentModel("with policy", policy=POLICY))
     raw = await database["models"].find_one({"name": "with policy"})
     assert raw["policy"]["min_cash"] == Decimal128("1000.00")
     assert raw["policy"]["round_lots"] == {"B" * 24: 10}
     assert created.model_id is not None
-    assert (await store.get_model(created.model_id)).policy == POLICY
+    assert (await store.models.get_model(created.model_id)).policy == POLICY
 
 
 async def test_a_replace_keeps_the_stored_policy_only_when_told(store: MongoStore):
-    created = await store.insert_model(InvestmentModel("kept", policy=POLICY))
+    created = await store.models.insert_model(InvestmentModel("kept", policy=POLICY))
     edited = replace(created, name="kept, renamed", policy=DEFAULT_POLICY)
-    kept = await store.replace_model(edited, keep_policy=True)
+    kept = await store.models.replace_model(edited, keep_policy=True)
     assert (kept.name, kept.version, kept.policy) == ("kept, renamed", 2, POLICY)
-    reset = await store.replace_model(replace(kept, policy=DEFAULT_POLICY))
+    reset = await store.models.replace_model(replace(kept, policy=DEFAULT_POLICY))
     assert (reset.version, reset.policy) == (3, DEFAULT_POLICY)
 
 
 async def test_a_model_stored_before_policies_reads_as_the_default_policy(
     store: MongoStore, database: Any
 ):
-    created = await store.insert_model(InvestmentModel("old", policy=POLICY))
+    created = await store.models.insert_model(InvestmentModel("old", policy=POLICY))
     await database["models"].update_one({"name": "old"}, {"$unset": {"policy": ""}})
     assert created.model_id is not None
-    assert (await store.get_model(created.model_id)).policy == DEFAULT_POLICY
+    assert (await store.models.get_model(created.model_id)).policy == DEFAULT_POLICY
 
 
 def _with_breach(outcome: PortfolioOutcome) -> PortfolioOutcome:
@@ -297,14 +297,14 @@ def _with_breach(outcome: PortfolioOutcome) -> PortfolioOutcome:
 async def test_a_run_keeps_the_policy_mode_status_and_breaches(store: MongoStore, database: Any):
     outcome = _with_breach(_outcome(0, 3, 1))
     run = RebalanceRun("m" * 24, "model", datetime.now(UTC), (outcome, _outcome(1, 2, 0)))
-    stored = await store.insert_rebalance(run)
+    stored = await store.runs.insert_rebalance(run)
 
     raw = await database["rebalance_portfolios"].find_one({"index": 0})
     assert raw["policy"]["withdraw"] == Decimal128("5000")
     assert raw["mode"] == "full"
     assert raw["breaches"][0]["floor"] == Decimal128("100.5")
     assert stored.rebalance_id is not None
-    read = await store.get_rebalance(stored.rebalance_id)
+    read = await store.runs.get_rebalance(stored.rebalance_id)
     assert read.outcomes == run.outcomes
     [first, second] = read.run.succeeded
     assert (first.result.policy, first.result.breaches) == (POLICY, outcome.result.breaches)
@@ -316,12 +316,12 @@ async def test_a_run_stored_before_policies_reads_with_the_default_policy(
     store: MongoStore, database: Any
 ):
     run = RebalanceRun("m" * 24, "model", datetime.now(UTC), (_outcome(0, 3, 1),))
-    stored = await store.insert_rebalance(run)
+    stored = await store.runs.insert_rebalance(run)
     unset = {"$unset": {"policy": "", "mode": "", "breaches": ""}}
     await database["rebalance_portfolios"].update_many({}, unset)
 
     assert stored.rebalance_id is not None
-    [outcome] = (await store.get_rebalance(stored.rebalance_id)).run.succeeded
+    [outcome] = (await store.runs.get_rebalance(stored.rebalance_id)).run.succeeded
     assert (outcome.result.policy, outcome.result.mode) == (DEFAULT_POLICY, "full")
     assert outcome.result.breaches == ()
-    assert (await store.get_rebalance(stored.rebalance_id)).outcomes == run.outcomes
+    assert (await store.runs.get_rebalance(stored.rebalance_id)).outcomes == run.outcomes

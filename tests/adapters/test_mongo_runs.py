@@ -76,13 +76,13 @@ async def test_runs_sort_by_each_field_both_ways_ties_by_id(store: MongoStore):
     ids = []
     for name, count, hours in specs:
         run = _run(name, _failures(count), DAY + timedelta(hours=hours))
-        ids.append((await store.insert_rebalance(run)).rebalance_id)
+        ids.append((await store.runs.insert_rebalance(run)).rebalance_id)
 
     async def order(*sort: tuple[str, int]) -> list[str | None]:
-        return [s.run.rebalance_id for s in await store.list_rebalances(0, 10, sort)]
+        return [s.run.rebalance_id for s in await store.runs.list_rebalances(0, 10, sort)]
 
     # Default: newest first; the two runs at +3 h tie, the later id first.
-    assert [s.run.rebalance_id for s in await store.list_rebalances(0, 10)] == [
+    assert [s.run.rebalance_id for s in await store.runs.list_rebalances(0, 10)] == [
         ids[2],
         ids[1],
         ids[3],
@@ -101,7 +101,7 @@ async def test_runs_sort_by_each_field_both_ways_ties_by_id(store: MongoStore):
         ids[3],
     ]
     # The server sorts before it pages: the second page of two continues the order.
-    page = await store.list_rebalances(2, 2, [("model_name", ASCENDING)])
+    page = await store.runs.list_rebalances(2, 2, [("model_name", ASCENDING)])
     assert [s.run.rebalance_id for s in page] == [ids[2], ids[3]]
 
 
@@ -114,17 +114,17 @@ async def test_the_sort_fields_have_indexes(store: MongoStore, database: Any):
 
 async def test_a_run_reads_back_when_it_was_stored(store: MongoStore, database: Any):
     before = datetime.now(UTC)
-    stored = await store.insert_rebalance(_run("model", _failures(1)))
+    stored = await store.runs.insert_rebalance(_run("model", _failures(1)))
     assert stored.rebalance_id is not None
-    read = await store.get_rebalance(stored.rebalance_id)
+    read = await store.runs.get_rebalance(stored.rebalance_id)
     assert before - timedelta(seconds=1) <= read.created_at <= datetime.now(UTC)
     assert read.created_at.tzinfo is not None
 
     # A run stored without created_at reads as created when it was dated.
     header = {"_id": ObjectId(stored.rebalance_id)}
     await database["rebalances"].update_one(header, {"$unset": {"created_at": ""}})
-    assert (await store.get_rebalance(stored.rebalance_id)).created_at == DAY
-    [listed] = await store.list_rebalances(0, 10)
+    assert (await store.runs.get_rebalance(stored.rebalance_id)).created_at == DAY
+    [listed] = await store.runs.list_rebalances(0, 10)
     assert listed.created_at == DAY
 
 
@@ -144,12 +144,12 @@ async def test_a_page_of_portfolios_reads_only_that_page(
     store: MongoStore, listener: DocumentsRead
 ):
     run, succeeded = _big_run(120)
-    stored = await store.insert_rebalance(run)
+    stored = await store.runs.insert_rebalance(run)
     assert stored.rebalance_id is not None
 
     for offset, limit in ((0, 10), (13, 10), (90, 10), (95, 100)):
         listener.reset()
-        page = await store.run_portfolios(stored.rebalance_id, offset, limit)
+        page = await store.runs.run_portfolios(stored.rebalance_id, offset, limit)
         expected = succeeded[offset : offset + limit]
         assert page.run.outcomes == tuple(expected)
         assert page.number_of_portfolios == 120
@@ -157,45 +157,45 @@ async def test_a_page_of_portfolios_reads_only_that_page(
         assert listener.documents.get("rebalance_portfolios", 0) == parts
         assert listener.documents.get("rebalances", 0) == 1  # the header
 
-    empty = await store.run_portfolios(stored.rebalance_id, 96, 10)
+    empty = await store.runs.run_portfolios(stored.rebalance_id, 96, 10)
     assert empty.run.outcomes == ()
 
 
 async def test_one_portfolio_of_a_run_reads_whole_or_is_not_found(store: MongoStore):
     run, succeeded = _big_run(15)
-    stored = await store.insert_rebalance(run)
+    stored = await store.runs.insert_rebalance(run)
     assert stored.rebalance_id is not None
     large = succeeded[0]  # portfolio 0: 60 positions in two parts
     assert len(large.result.drifts) == 60
 
-    found = await store.run_portfolio(stored.rebalance_id, large.portfolio_id)
+    found = await store.runs.run_portfolio(stored.rebalance_id, large.portfolio_id)
     assert found.run.outcomes == (large,)
 
     with pytest.raises(NotFound, match="not in rebalance"):
-        await store.run_portfolio(stored.rebalance_id, "X" * 24)
+        await store.runs.run_portfolio(stored.rebalance_id, "X" * 24)
     with pytest.raises(NotFound, match="failed"):
-        await store.run_portfolio(stored.rebalance_id, f"F{4:023d}")
+        await store.runs.run_portfolio(stored.rebalance_id, f"F{4:023d}")
     with pytest.raises(NotFound, match="rebalance"):
-        await store.run_portfolio(str(ObjectId()), large.portfolio_id)
+        await store.runs.run_portfolio(str(ObjectId()), large.portfolio_id)
     with pytest.raises(NotFound):
-        await store.run_portfolios(str(ObjectId()), 0, 10)
+        await store.runs.run_portfolios(str(ObjectId()), 0, 10)
     with pytest.raises(InvalidInput, match="rebalance_id"):
-        await store.run_portfolios("nope", 0, 10)
+        await store.runs.run_portfolios("nope", 0, 10)
 
 
 async def test_the_tickers_are_kept_with_the_positions(store: MongoStore, database: Any):
     outcome = _outcome(0, 3, 1)
     tickers = {d.security_id: f"T{i}" for i, d in enumerate(outcome.result.drifts[:3])}
-    stored = await store.insert_rebalance(_run("model", (outcome,)), tickers)
+    stored = await store.runs.insert_rebalance(_run("model", (outcome,)), tickers)
     assert stored.rebalance_id is not None
 
     raw = await database["rebalance_portfolios"].find_one({"index": 0})
     assert [p["ticker"] for p in raw["positions"]] == ["T0", "T1", "T2", None]
     for read in (
-        await store.get_rebalance(stored.rebalance_id),
-        await store.run_portfolios(stored.rebalance_id, 0, 10),
-        await store.run_portfolio(stored.rebalance_id, outcome.portfolio_id),
-        (await store.list_rebalances(0, 10))[0],
+        await store.runs.get_rebalance(stored.rebalance_id),
+        await store.runs.run_portfolios(stored.rebalance_id, 0, 10),
+        await store.runs.run_portfolio(stored.rebalance_id, outcome.portfolio_id),
+        (await store.runs.list_rebalances(0, 10))[0],
     ):
         assert read.tickers == tickers
         assert read.run.outcomes == (outcome,)

@@ -20,7 +20,7 @@ def _store(request: Request) -> MongoStore:
 
 
 def _model_service(store: Annotated[MongoStore, Depends(_store)]) -> ModelService:
-    return ModelService(store)
+    return ModelService(store.models)
 
 
 def _rebalance_service(request: Request) -> RebalanceService:

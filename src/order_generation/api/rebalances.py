@@ -102,12 +102,13 @@ async def list_rebalances(
 ) -> list[StoredRebalance]:
     """Stored runs, newest first unless `sort_by` says otherwise."""
     sort = parse_sort(sort_by, RUN_SORT_FIELDS, DEFAULT_RUN_SORT)
-    return [StoredRebalance.of(run) for run in await store.list_rebalances(offset, limit, sort)]
+    runs = await store.runs.list_rebalances(offset, limit, sort)
+    return [StoredRebalance.of(run) for run in runs]
 
 
 @router.get("/rebalance/{rebalance_id}")
 async def get_rebalance(rebalance_id: StoredId, store: StoreDep) -> StoredRebalance:
-    return StoredRebalance.of(await store.get_rebalance(rebalance_id))
+    return StoredRebalance.of(await store.runs.get_rebalance(rebalance_id))
 
 
 @router.get("/rebalance/{rebalance_id}/portfolios")
@@ -115,7 +116,7 @@ async def get_rebalance_portfolios(
     rebalance_id: StoredId, store: StoreDep, offset: Offset = 0, limit: Limit = 10
 ) -> list[StoredPortfolio]:
     """A page of the run's rebalanced portfolios, in run order (failures: GET the run)."""
-    stored = await store.run_portfolios(rebalance_id, offset, limit)
+    stored = await store.runs.run_portfolios(rebalance_id, offset, limit)
     return [StoredPortfolio.of(o, stored.tickers) for o in stored.run.succeeded]
 
 
@@ -124,7 +125,7 @@ async def get_rebalance_positions(
     rebalance_id: StoredId, portfolio_id: str, store: StoreDep
 ) -> list[StoredPosition]:
     """One rebalanced portfolio's positions in the run."""
-    stored = await store.run_portfolio(rebalance_id, portfolio_id)
+    stored = await store.runs.run_portfolio(rebalance_id, portfolio_id)
     [outcome] = stored.run.succeeded
     return stored_positions(outcome, stored.tickers)
 
@@ -140,7 +141,7 @@ async def rebalances_of_portfolios(
     """Stored runs that include any of the given portfolios, newest first unless `sort_by`
     says otherwise."""
     sort = parse_sort(sort_by, RUN_SORT_FIELDS, DEFAULT_RUN_SORT)
-    runs = await store.list_rebalances(offset, limit, sort, portfolio_ids=body.portfolios)
+    runs = await store.runs.list_rebalances(offset, limit, sort, portfolio_ids=body.portfolios)
     return [StoredRebalance.of(run) for run in runs]
 
 
@@ -150,7 +151,7 @@ async def rebalances_of_portfolios(
     responses={409: {"model": ErrorBody, "description": "Stale version"}},
 )
 async def delete_rebalance(rebalance_id: StoredId, version: Version, store: StoreDep) -> None:
-    await store.delete_rebalance(rebalance_id, version)
+    await store.runs.delete_rebalance(rebalance_id, version)
 
 
 async def _json_array(items: Iterable[BaseModel]) -> AsyncIterator[bytes]:

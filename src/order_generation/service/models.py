@@ -4,7 +4,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from order_generation.adapters.mongo import MongoStore
+from order_generation.adapters.mongo import ModelStore
 from order_generation.domain.errors import Conflict, VersionConflict
 from order_generation.domain.models import InvestmentModel, Position
 from order_generation.service.sorting import parse_sort
@@ -17,29 +17,29 @@ SORTABLE_FIELDS = ("model_id", "name", "last_rebalance_date")
 class ModelService:
     """Create, read, change and delete investment models."""
 
-    def __init__(self, store: MongoStore) -> None:
-        self._store = store
+    def __init__(self, models: ModelStore) -> None:
+        self._models = models
 
     async def list(self, offset: int, limit: int, sort_by: str | None) -> list[InvestmentModel]:
         """A page of models; an offset at or past the end is an empty page (the portal's "Load
         More" asks for one whenever the last page was full)."""
-        return await self._store.list_models(offset, limit, parse_sort(sort_by, SORTABLE_FIELDS))
+        return await self._models.list_models(offset, limit, parse_sort(sort_by, SORTABLE_FIELDS))
 
     async def get(self, model_id: str) -> InvestmentModel:
-        return await self._store.get_model(model_id)
+        return await self._models.get_model(model_id)
 
     async def create(self, model: InvestmentModel) -> InvestmentModel:
         await self._check_portfolios_free(model)
-        return _audited("model_created", await self._store.insert_model(model))
+        return _audited("model_created", await self._models.insert_model(model))
 
     async def update(self, model: InvestmentModel, *, keep_policy: bool = False) -> InvestmentModel:
         """Replace a model; with `keep_policy` its stored policy stays (not `model.policy`)."""
         await self._check_portfolios_free(model)
-        stored = await self._store.replace_model(model, keep_policy=keep_policy)
+        stored = await self._models.replace_model(model, keep_policy=keep_policy)
         return _audited("model_updated", stored)
 
     async def delete(self, model_id: str, version: int) -> None:
-        await self._store.delete_model(model_id, version)
+        await self._models.delete_model(model_id, version)
         log.info("audit", action="model_deleted", model_id=model_id, version=version)
 
     async def add_position(self, model_id: str, position: Position) -> InvestmentModel:
@@ -67,10 +67,10 @@ class ModelService:
     ) -> InvestmentModel:
         """Apply `change` to the latest version; these requests carry no version of their own."""
         for attempt in range(1, _CHANGE_ATTEMPTS + 1):
-            changed = change(await self._store.get_model(model_id))
+            changed = change(await self._models.get_model(model_id))
             await self._check_portfolios_free(changed)
             try:
-                return await self._store.replace_model(changed)
+                return await self._models.replace_model(changed)
             except VersionConflict:
                 if attempt == _CHANGE_ATTEMPTS:
                     raise
@@ -78,7 +78,7 @@ class ModelService:
 
     async def _check_portfolios_free(self, model: InvestmentModel) -> None:
         """A portfolio follows at most one model."""
-        for other in await self._store.models_following(model.portfolios):
+        for other in await self._models.models_following(model.portfolios):
             if other.model_id != model.model_id:
                 taken = sorted(set(other.portfolios) & set(model.portfolios))
                 raise Conflict(

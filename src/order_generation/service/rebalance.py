@@ -99,7 +99,7 @@ class RebalanceService:
             # The holdings and the name do not depend on the model: read them while it loads.
             reads = _Reads.start(self._globeco, portfolio_id)
             try:
-                following = await self._store.models_following([portfolio_id])
+                following = await self._store.models.models_following([portfolio_id])
                 if not following:
                     raise NotFound(f"portfolio {portfolio_id} does not follow any model")
                 model = with_policy(following[0], policy)
@@ -108,7 +108,7 @@ class RebalanceService:
                 raise
             tickers: dict[str, str] = {}
             outcome = await self._rebalance(model, reads, tickers)
-            run = await self._store.insert_rebalance(_run(model, (outcome,)), tickers)
+            run = await self._store.runs.insert_rebalance(_run(model, (outcome,)), tickers)
             audit.update(
                 model_id=model.model_id,
                 rebalance_id=run.rebalance_id,
@@ -125,7 +125,7 @@ class RebalanceService:
         A model without portfolios has nothing to rebalance: no run is stored.
         """
         async with self._admitted("model", model_id=model_id) as audit:
-            model = with_policy(await self._store.get_model(model_id), policy)
+            model = with_policy(await self._store.models.get_model(model_id), policy)
             if not model.portfolios:
                 audit.update(portfolios=0)
                 return Rebalanced(_run(model, ()), {})
@@ -155,8 +155,8 @@ class RebalanceService:
         except* UpstreamUnavailable as unavailable:
             raise unavailable.exceptions[0] from None
         outcomes = tuple(t.result() for t in tasks)
-        run = await self._store.insert_rebalance(_run(model, outcomes), tickers)
-        await self._store.set_last_rebalance_date(str(model.model_id), run.rebalance_date)
+        run = await self._store.runs.insert_rebalance(_run(model, outcomes), tickers)
+        await self._store.models.set_last_rebalance_date(str(model.model_id), run.rebalance_date)
         return Rebalanced(run, tickers)
 
     @contextlib.asynccontextmanager

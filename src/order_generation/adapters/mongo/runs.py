@@ -1,41 +1,36 @@
-"""MongoDB storage through the official async driver, documents converted next to queries."""
+"""Stored runs: a small header in `rebalances` and, in `rebalance_portfolios`, each portfolio
+result in parts of at most _POSITIONS_PER_DOCUMENT positions, so no document grows with the
+number of portfolios or of positions. Without transactions, the header's status makes a run
+visible only once all its parts are written."""
 
 import asyncio
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
-from typing import Any
 
 from bson import ObjectId
-from bson.codec_options import CodecOptions, TypeCodec, TypeRegistry
-from bson.decimal128 import Decimal128
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
 
-from order_generation.adapters.decimal128 import from_decimal128, to_decimal128
-from order_generation.domain.drifts import Drift
-from order_generation.domain.errors import (
-    Conflict,
-    InvalidInput,
-    NotFound,
-    ServiceError,
-    VersionConflict,
+from order_generation.adapters.mongo.documents import (
+    Document,
+    SortSpec,
+    missing_or_stale,
+    now,
+    object_id,
+    policy_from_doc,
 )
-from order_generation.domain.models import InvestmentModel, Position
-from order_generation.domain.policy import DEFAULT_POLICY, Policy
+from order_generation.domain.drifts import Drift
+from order_generation.domain.errors import NotFound
 from order_generation.domain.rebalance import Breach, RebalanceResult, Trade
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 
-Document = dict[str, Any]
-SortSpec = Sequence[tuple[str, int]]
 _PENDING, _COMPLETE, _DELETING = "pending", "complete", "deleting"
 # A portfolio result is stored as parts of at most this many positions, each written by a
 # command of its own: no document nears MongoDB's 16 MB however many securities a portfolio
 # holds, and the embedded server, which runs one command at a time, never spends more than
 # ~20 ms on one write, so reads get in between (a real MongoDB pays more round trips).
 _POSITIONS_PER_DOCUMENT = 50
-_SORT_FIELDS = {"model_id": "_id", "name": "name", "last_rebalance_date": "last_rebalance_date"}
 _RUN_SORT_FIELDS = {
     "rebalance_id": "_id",
     "model_name": "model_name",
@@ -43,30 +38,6 @@ _RUN_SORT_FIELDS = {
     "number_of_portfolios": "number_of_portfolios",
 }
 _FIRST_PART = {"part": {"$in": [0, None]}}  # results written before the split have no `part`
-
-
-class _DecimalCodec(TypeCodec):
-    """Decimal <-> Decimal128, so no float ever reaches storage."""
-
-    python_type = Decimal
-    bson_type = Decimal128
-
-    def transform_python(self, value: Decimal) -> Decimal128:
-        return to_decimal128(value)
-
-    def transform_bson(self, value: Decimal128) -> Decimal:
-        return from_decimal128(value)
-
-
-_CODEC_OPTIONS: CodecOptions[Document] = CodecOptions(
-    tz_aware=True, type_registry=TypeRegistry([_DecimalCodec()])
-)
-
-
-def object_id(value: str, field: str) -> ObjectId:
-    if not ObjectId.is_valid(value):
-        raise InvalidInput(field, "must be a 24-character hexadecimal id")
-    return ObjectId(value)
 
 
 @dataclass(frozen=True)
@@ -84,23 +55,15 @@ class StoredRun:
         return self.run.outcomes
 
 
-class MongoStore:
-    """The `models` collection (and, later, `rebalances`) of one database."""
+class RunStore:
+    """Runs stored whole or not at all, read back whole, a page or one portfolio at a time."""
 
-    def __init__(self, url: str, database: str, **client_options: Any) -> None:
-        """`client_options` go to the driver's client (e.g. `event_listeners`)."""
-        self._client: AsyncMongoClient[Document] = AsyncMongoClient(
-            url, tz_aware=True, serverSelectionTimeoutMS=5000, **client_options
-        )
-        db = self._client.get_database(database, codec_options=_CODEC_OPTIONS)
-        self._models = db["models"]
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._rebalances = db["rebalances"]
         self._results = db["rebalance_portfolios"]
 
     async def open(self) -> None:
-        """Create the indexes the queries rely on (idempotent) and sweep unfinished writes."""
-        await self._models.create_index("name", unique=True)
-        await self._models.create_index("portfolios")
+        """Create the indexes (idempotent) and sweep what a crash left half-written."""
         # One per sortable field, ties broken by _id: a page in any single-field order is
         # read off an index, in either direction, instead of sorting every run.
         for field in ("rebalance_date", "model_name", "number_of_portfolios"):
@@ -113,88 +76,11 @@ class MongoStore:
         await self._results.create_index("portfolio_id")
         await self.sweep_unfinished_rebalances(timedelta(hours=1))
 
-    async def close(self) -> None:
-        await self._client.close()
-
-    async def ping(self) -> None:
-        await self._client.admin.command("ping")
-
-    async def list_models(self, offset: int, limit: int, sort: SortSpec) -> list[InvestmentModel]:
-        order = [(_SORT_FIELDS[field], direction) for field, direction in sort] or [
-            ("_id", ASCENDING)
-        ]
-        cursor = self._models.find().sort(order).skip(offset).limit(limit)
-        return [_model_from_doc(doc) async for doc in cursor]
-
-    async def get_model(self, model_id: str) -> InvestmentModel:
-        doc = await self._models.find_one({"_id": object_id(model_id, "model_id")})
-        if doc is None:
-            raise NotFound(f"model {model_id} not found")
-        return _model_from_doc(doc)
-
-    async def models_following(self, portfolio_ids: Sequence[str]) -> list[InvestmentModel]:
-        if not portfolio_ids:  # the embedded server cannot run an empty `$in`
-            return []
-        cursor = self._models.find({"portfolios": {"$in": list(portfolio_ids)}})
-        return [_model_from_doc(doc) async for doc in cursor]
-
-    async def insert_model(self, model: InvestmentModel) -> InvestmentModel:
-        doc = _model_doc(model) | {"version": 1}
-        try:
-            result = await self._models.insert_one(doc)
-        except DuplicateKeyError as error:
-            raise _duplicate_name(model.name) from error
-        return _model_from_doc(doc | {"_id": result.inserted_id})
-
-    async def replace_model(
-        self, model: InvestmentModel, *, keep_policy: bool = False
-    ) -> InvestmentModel:
-        """Store `model` if the stored version is still `model.version`; bump the version.
-
-        With `keep_policy` the stored policy stays as it is.
-        """
-        assert model.model_id is not None
-        key = {"_id": object_id(model.model_id, "model_id")}
-        changes = _model_doc(model)
-        del changes["last_rebalance_date"]  # only rebalances set it
-        if keep_policy:
-            del changes["policy"]
-        update = {"$set": changes, "$inc": {"version": 1}}
-        try:
-            doc = await self._models.find_one_and_update(
-                key | {"version": model.version}, update, return_document=ReturnDocument.AFTER
-            )
-        except DuplicateKeyError as error:
-            raise _duplicate_name(model.name) from error
-        if doc is None:
-            raise await self._missing_or_stale(key, model.model_id, model.version)
-        return _model_from_doc(doc)
-
-    async def delete_model(self, model_id: str, version: int) -> None:
-        key = {"_id": object_id(model_id, "model_id")}
-        result = await self._models.delete_one(key | {"version": version})
-        if result.deleted_count == 0:
-            raise await self._missing_or_stale(key, model_id, version)
-
-    async def set_last_rebalance_date(self, model_id: str, when: datetime) -> None:
-        """Record a rebalance; not a user edit, so the version stays."""
-        key = {"_id": object_id(model_id, "model_id")}
-        await self._models.update_one(key, {"$set": {"last_rebalance_date": when}})
-
-    async def _missing_or_stale(self, key: Document, model_id: str, version: int) -> Exception:
-        stored = await self._models.find_one(key, {"version": 1})
-        return _missing_or_stale(stored, "model", model_id, version)
-
-    # Rebalances: a small header in `rebalances` and, in `rebalance_portfolios`, each portfolio
-    # result in parts of at most _POSITIONS_PER_DOCUMENT positions, so no document grows with
-    # the number of portfolios or of positions. Without transactions, the header's status makes
-    # a run visible only once all its parts are written.
-
     async def insert_rebalance(
         self, run: RebalanceRun, tickers: Mapping[str, str] | None = None
     ) -> RebalanceRun:
         """Store a run; `tickers` (security id -> ticker) are kept with the positions."""
-        header = _header_doc(run) | {"status": _PENDING, "version": 1, "created_at": _now()}
+        header = _header_doc(run) | {"status": _PENDING, "version": 1, "created_at": now()}
         rebalance_id = (await self._rebalances.insert_one(header)).inserted_id
         try:
             for index, outcome in enumerate(run.outcomes):
@@ -293,12 +179,12 @@ class MongoStore:
         )
         if hidden is None:
             stored = await self._rebalances.find_one(key | {"status": _COMPLETE})
-            raise _missing_or_stale(stored, "rebalance", rebalance_id, version)
+            raise missing_or_stale(stored, "rebalance", rebalance_id, version)
         await self._drop_rebalance(key["_id"])
 
     async def sweep_unfinished_rebalances(self, older_than: timedelta) -> int:
         """Remove runs whose writing or deleting stopped half-way (a crash)."""
-        query = {"status": {"$ne": _COMPLETE}, "created_at": {"$lt": _now() - older_than}}
+        query = {"status": {"$ne": _COMPLETE}, "created_at": {"$lt": now() - older_than}}
         stale = [doc["_id"] async for doc in self._rebalances.find(query, {"_id": 1})]
         for rebalance_id in stale:
             await self._drop_rebalance(rebalance_id)
@@ -340,61 +226,6 @@ def _stored_run(header: Document, results: list[Document]) -> StoredRun:
         number_of_portfolios=header["number_of_portfolios"],
         tickers=tickers,
     )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _missing_or_stale(
-    stored: Document | None, kind: str, entity_id: str, version: int
-) -> ServiceError:
-    if stored is None:
-        return NotFound(f"{kind} {entity_id} not found")
-    return VersionConflict(
-        f"{kind} {entity_id} is at version {stored['version']}, not {version}; "
-        "read it again and retry",
-        {"current_version": stored["version"], "given_version": version},
-    )
-
-
-def _duplicate_name(name: str) -> Conflict:
-    return Conflict(f"a model named {name!r} already exists", {"field": "name"})
-
-
-def _model_doc(model: InvestmentModel) -> Document:
-    return {
-        "name": model.name,
-        "positions": [
-            {
-                "security_id": p.security_id,
-                "target": p.target,
-                "low_drift": p.low_drift,
-                "high_drift": p.high_drift,
-            }
-            for p in model.positions
-        ],
-        "portfolios": list(model.portfolios),
-        "last_rebalance_date": model.last_rebalance_date,
-        "policy": model.policy.as_dict(),
-    }
-
-
-def _model_from_doc(doc: Document) -> InvestmentModel:
-    return InvestmentModel(
-        model_id=str(doc["_id"]),
-        name=doc["name"],
-        positions=tuple(Position(**p) for p in doc["positions"]),
-        portfolios=tuple(doc["portfolios"]),
-        last_rebalance_date=doc.get("last_rebalance_date"),
-        version=doc["version"],
-        policy=_policy_from_doc(doc.get("policy")),
-    )
-
-
-def _policy_from_doc(doc: Document | None) -> Policy:
-    """Models and results stored before policies existed read as the default policy."""
-    return DEFAULT_POLICY if doc is None else Policy(**doc)
 
 
 def _header_doc(run: RebalanceRun) -> Document:
@@ -525,7 +356,7 @@ def _outcome_from_doc(doc: Document) -> PortfolioOutcome | PortfolioFailure:
         status=doc["solver_status"],
         method=doc["solver_method"],
         solve_seconds=doc["solve_seconds"],
-        policy=_policy_from_doc(doc.get("policy")),
+        policy=policy_from_doc(doc.get("policy")),
         mode=doc.get("mode", "full"),
         breaches=breaches,
     )
