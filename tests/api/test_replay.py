@@ -142,7 +142,7 @@ async def test_the_replay_uses_the_stored_policy_not_the_models(service: httpx.A
         assert answer["not_replayed"] == run["failures"]
 
 
-async def test_a_run_replays_the_same_after_its_model_changed(service: httpx.AsyncClient):
+async def test_a_run_replays_the_same_after_its_model_changed_and_went(service: httpx.AsyncClient):
     model_id = await create_model(service)
     portfolio_run = (await service.post(f"{API}/portfolio/{PORTFOLIOS[0]}/rebalance")).json()
     model = (await service.get(f"{API}/model/{model_id}")).json()
@@ -157,6 +157,10 @@ async def test_a_run_replays_the_same_after_its_model_changed(service: httpx.Asy
     assert first["portfolios"][0]["orders"] == len(portfolio_run["transactions"])
     assert later["model_version"] == 2
     assert (await replay(service, later["rebalance_id"])).json()["model_version"] == 2
+    deleted = await service.delete(f"{API}/model/{model_id}", params={"version": 2})
+    assert deleted.status_code == 204, deleted.text
+    gone = (await replay(service, portfolio_run["rebalance_id"])).json()
+    assert gone["same"] is True
 
 
 async def test_a_tampered_price_is_replayed_and_the_differences_named(

@@ -81,7 +81,7 @@ async def test_an_exported_run_replays_to_the_same_orders(exported: Path):
     )
     for portfolio in run["portfolios"]:
         orders = sum(1 for p in portfolio["positions"] if p["transaction_type"])
-        assert f"{portfolio['portfolio_id']}: same {orders} orders" in lines
+        assert f"{portfolio['portfolio_id']}: same orders ({orders})" in lines
     assert f"{TOO_SMALL}: not replayed, it failed in the run (OPTIMIZATION_FAILED)" in lines
 
 
@@ -113,7 +113,7 @@ async def test_a_changed_price_in_the_file_names_the_orders_that_differ(exported
     lines = done.stdout.splitlines()
     assert lines[0].endswith("some orders differ")
     heading = next(line for line in lines if line.startswith(portfolio["portfolio_id"]))
-    assert "orders differ" in heading
+    assert "orders differ for" in heading
     stored = f"{position['transaction_type']} {position['trade_quantity']}"
     assert any(
         line.startswith(f"  {position['security_id']}: stored {stored}, replayed ")

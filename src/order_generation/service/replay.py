@@ -183,10 +183,12 @@ def describe(replay: RunReplay) -> Iterator[str]:
             error = portfolio.error
             yield f"{portfolio.portfolio_id}: the replay failed: {error.code}: {error.message}"
         elif portfolio.same:
-            yield f"{portfolio.portfolio_id}: same {portfolio.orders} orders"
+            yield f"{portfolio.portfolio_id}: same orders ({portfolio.orders})"
         else:
+            count = len(portfolio.differences)
+            securities = "security" if count == 1 else "securities"
             yield (
-                f"{portfolio.portfolio_id}: {len(portfolio.differences)} orders differ "
+                f"{portfolio.portfolio_id}: orders differ for {count} {securities} "
                 f"({portfolio.orders} stored)"
             )
         for difference in portfolio.differences:
