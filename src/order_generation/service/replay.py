@@ -114,13 +114,16 @@ class RunReplay:
 
 
 def problem_of(recorded: Recorded) -> RebalanceProblem:
-    """The problem the run solved for this portfolio. Model securities are the rows with a
-    target (a model drops positions of target 0); listing every row in `holdings` changes
-    nothing, since a security the portfolio did not hold has quantity 0."""
+    """The problem the run solved for this portfolio. The model's securities are the rows
+    with a target or a band, in the result's (the model's) order; a held security the model
+    lacks has neither, and a model has no position of target 0. Listing every row in
+    `holdings` changes nothing: a security the portfolio did not hold has quantity 0."""
     rows = recorded.drifts
     return RebalanceProblem(
         positions=tuple(
-            Position(d.security_id, d.target, d.low_drift, d.high_drift) for d in rows if d.target
+            Position(d.security_id, d.target, d.low_drift, d.high_drift)
+            for d in rows
+            if d.target or d.low_drift or d.high_drift
         ),
         holdings={d.security_id: d.original_quantity for d in rows},
         cash=recorded.cash_before,
