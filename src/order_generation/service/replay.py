@@ -15,12 +15,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 
+import structlog
+
 from order_generation.domain.drifts import Drift
 from order_generation.domain.errors import Conflict, ServiceError
 from order_generation.domain.models import Position
 from order_generation.domain.policy import Policy
 from order_generation.domain.rebalance import RebalanceProblem, Trade, solve
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
+
+log = structlog.get_logger(__name__)
 
 
 class NotReplayable(Conflict):
@@ -165,7 +169,14 @@ async def replay_run(
     for recorded in run.portfolios:
         job = partial(replay_portfolio, recorded, time_limit)
         replays.append(await loop.run_in_executor(executor, job))
-    return RunReplay(run, tuple(replays))
+    replay = RunReplay(run, tuple(replays))
+    log.info(
+        "rebalance_replayed",
+        rebalance_id=run.rebalance_id,
+        portfolios=len(replays),
+        differing=sum(not p.same for p in replays),
+    )
+    return replay
 
 
 def replay_all(run: RecordedRun, *, time_limit: float) -> RunReplay:
