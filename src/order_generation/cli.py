@@ -157,6 +157,48 @@ def rebalance(
         raise typer.Exit(1)
 
 
+@app.command()
+def replay(
+    run_file: Annotated[
+        Path, typer.Argument(help="An exported run: the JSON of GET /rebalance/{id}; - for stdin.")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print what POST /rebalance/{id}/replay answers.")
+    ] = False,
+    time_limit: Annotated[
+        float, typer.Option(min=0.001, help="Solver limit per portfolio, seconds.")
+    ] = 30.0,
+) -> None:
+    """Solve every portfolio of an exported run again from what the run stored and compare
+    the orders; calls no GlobeCo service. Exit code 0: every order is the same; 1: some
+    differ or a portfolio cannot be solved again; 2: bad file, or a run stored before runs
+    could be replayed.
+    """
+    from order_generation.api.rebalance_schemas import StoredRebalance
+    from order_generation.api.replay import ReplayOut, recorded_of_export
+    from order_generation.service.replay import NotReplayable, describe, replay_all
+
+    try:
+        text = sys.stdin.read() if str(run_file) == "-" else run_file.read_text()
+        recorded = recorded_of_export(StoredRebalance.model_validate_json(text))
+    except OSError as error:
+        _fail(f"{run_file}: cannot be read ({error.strerror})")
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "the file"
+        _fail(f"{run_file}: not an exported run: {where}: {first['msg']}")
+    except NotReplayable as error:
+        _fail(f"{run_file}: {error.message}")
+    replayed = replay_all(recorded, time_limit=time_limit)
+    if as_json:
+        typer.echo(ReplayOut.of(replayed).model_dump_json(indent=2))
+    else:
+        for line in describe(replayed):
+            typer.echo(line)
+    if not replayed.same:
+        raise typer.Exit(1)
+
+
 def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)

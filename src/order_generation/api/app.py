@@ -15,7 +15,7 @@ from order_generation.adapters.mongo import MongoStore
 from order_generation.adapters.portfolio import PortfolioClient
 from order_generation.adapters.pricing import PricingClient
 from order_generation.adapters.security import SecurityClient
-from order_generation.api import health, models, preview, rebalances
+from order_generation.api import health, models, preview, rebalances, replay
 from order_generation.api.dependencies import require_api_key
 from order_generation.api.docs import install_docs
 from order_generation.api.errors import install_error_handlers
@@ -90,4 +90,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(models.router, dependencies=protected)
     app.include_router(rebalances.router, dependencies=protected)
     app.include_router(preview.router, dependencies=protected)
+    app.include_router(replay.router, dependencies=protected)
     return app

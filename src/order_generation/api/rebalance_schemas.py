@@ -281,6 +281,13 @@ class StoredRebalance(BaseModel):
     portfolios: list[StoredPortfolio]
     failures: list[StoredFailure]
     version: int
+    model_version: Annotated[
+        int | None,
+        Field(
+            description="The model version the run used; null in runs stored before it was "
+            "kept, which cannot be replayed"
+        ),
+    ] = None
 
     @classmethod
     def of(cls, stored: StoredRun) -> "StoredRebalance":
@@ -302,4 +309,5 @@ class StoredRebalance(BaseModel):
                 if isinstance(o, PortfolioFailure)
             ],
             version=run.version,
+            model_version=run.model_version,
         )

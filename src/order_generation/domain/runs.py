@@ -35,6 +35,8 @@ class RebalanceRun:
     outcomes: tuple[PortfolioOutcome | PortfolioFailure, ...]
     rebalance_id: str | None = None
     version: int = 1
+    model_version: int | None = None
+    """The version of the model the run used; None for runs stored before it was kept."""
 
     @property
     def succeeded(self) -> tuple[PortfolioOutcome, ...]:

@@ -311,7 +311,9 @@ def _run(
     model: InvestmentModel, outcomes: tuple[PortfolioOutcome | PortfolioFailure, ...]
 ) -> RebalanceRun:
     assert model.model_id is not None
-    return RebalanceRun(model.model_id, model.name, datetime.now(UTC), outcomes)
+    return RebalanceRun(
+        model.model_id, model.name, datetime.now(UTC), outcomes, model_version=model.version
+    )
 
 
 async def _at_most(name: asyncio.Task[str | None], seconds: float) -> str | None:

@@ -234,6 +234,7 @@ def _header_doc(run: RebalanceRun) -> Document:
         "model_name": run.model_name,
         "rebalance_date": run.rebalance_date,
         "number_of_portfolios": len(run.outcomes),
+        "model_version": run.model_version,
     }
 
 
@@ -247,6 +248,7 @@ def _run_from_doc(
         outcomes=outcomes,
         rebalance_id=str(header["_id"]),
         version=header["version"],
+        model_version=header.get("model_version"),  # absent in runs stored before it was kept
     )
 
 
