@@ -3,14 +3,25 @@
 Shape only (types, required fields, precision); business rules are the domain's.
 """
 
+import re
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from order_generation.domain.ids import ID_PATTERN
 from order_generation.domain.models import MAX_TOTAL_TARGET, TARGET_STEP, InvestmentModel, Position
@@ -47,6 +58,35 @@ StoredId = Annotated[str, Path(json_schema_extra={"pattern": "^[0-9a-fA-F]{24}$"
 Money = Annotated[Decimal, Field(max_digits=28, decimal_places=10, allow_inf_nan=False)]
 
 
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def plain_text(value: str) -> str:
+    """The one rule for every string the API reads: no NUL character (C drivers and logs cut
+    at it) and no lone surrogate (UTF-8, so BSON and JSON, cannot encode one)."""
+    if _NOT_TEXT.search(value):
+        raise PydanticCustomError("plain_text", "must not contain NUL or lone surrogate characters")
+    return value
+
+
+def _check_strings(value: Any) -> None:
+    """`plain_text` over a field's strings, list items and mapping keys included; nested
+    bodies check their own fields."""
+    if isinstance(value, str):
+        plain_text(value)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _check_strings(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key)
+            _check_strings(item)
+
+
+# A string query or path parameter, held to the rule of body strings.
+Text = Annotated[str, AfterValidator(plain_text)]
+
+
 def _snake_or_camel(name: str) -> AliasChoices:
     """A field is read by its name or its camelCase alias; the OpenAPI document lists the
     first, so it names fields as the API emits them."""
@@ -64,9 +104,16 @@ class Schema(BaseModel):
 
 class Body(Schema):
     """A request body of the service's own: a field it does not know is 400 naming it, so a
-    misspelt field is never silently dropped."""
+    misspelt field is never silently dropped; no string in it may hold text the database or
+    a JSON answer cannot carry (`plain_text`)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_strings(cls, value: Any) -> Any:
+        _check_strings(value)
+        return value
 
 
 class PositionBody(Body):
