@@ -22,6 +22,13 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
+# Metric labels stay a bounded set: a route's template (or one label for no route), and the
+# methods HTTP defines (or one label for any other), whatever a client sends.
+UNMATCHED_ROUTE = "unmatched"
+OTHER_METHOD = "OTHER"
+_KNOWN_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
+)
 _API_ONLY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
     "Cache-Control": "no-store",
@@ -75,8 +82,8 @@ class RequestContext:
 
     @staticmethod
     def _record(scope: Scope, status: int, elapsed: float) -> None:
-        route = getattr(scope.get("route"), "path", "unmatched")
-        method = scope["method"]
+        route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+        method = scope["method"] if scope["method"] in _KNOWN_METHODS else OTHER_METHOD
         HTTP_REQUESTS.labels(method, route, str(status)).inc()
         HTTP_DURATION.labels(method, route).observe(elapsed)
         if route not in ("/metrics", "/health/live", "/health/ready"):
