@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 _ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
 _FASTAPI_ONLY = ("HTTPValidationError", "ValidationError")
+_INT64_LEAST, _INT64_MOST = -(2**63), 2**63 - 1
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -50,6 +51,21 @@ def _api_key(document: dict[str, Any], *, required: bool) -> None:
         document.get("components", {}).pop("securitySchemes", None)
 
 
+def _exact_integer_bounds(node: Any) -> None:
+    """FastAPI's document models hold bounds as floats, and 2^63 - 1 as a float is 2^63, one
+    past the largest integer the service takes: integer bounds go back to exact integers."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            for key in ("minimum", "maximum"):
+                if isinstance(node.get(key), float):
+                    node[key] = max(_INT64_LEAST, min(_INT64_MOST, int(node[key])))
+        for value in node.values():
+            _exact_integer_bounds(value)
+    elif isinstance(node, list):
+        for item in node:
+            _exact_integer_bounds(item)
+
+
 def install_openapi(app: FastAPI, *, api_key: bool) -> None:
     """Serve the corrected document at the app's openapi_url, built once per app; `api_key`:
     whether the protected routes ask for X-API-Key."""
@@ -60,6 +76,7 @@ def install_openapi(app: FastAPI, *, api_key: bool) -> None:
             document = build()  # FastAPI's, cached on the app; corrected in place
             _answer_400_not_422(document)
             _api_key(document, required=api_key)
+            _exact_integer_bounds(document)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
