@@ -102,3 +102,11 @@ def test_a_keep_alive_connection_serves_requests_sent_in_time(address: tuple[str
             assert _answer(sock).startswith(b"HTTP/1.1 200")
         sock.sendall(HEAD)  # then one half-sent
         assert _closed_by_server(sock)
+
+
+def test_a_nul_in_a_header_is_refused_by_the_protocol(address: tuple[str, int]):
+    with _connect(address) as sock:
+        sock.sendall(
+            b"GET /health/live HTTP/1.1\r\nHost: service\r\nX-Correlation-ID: a\x00b\r\n\r\n"
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 400")

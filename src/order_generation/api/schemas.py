@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query
 from pydantic import (
-    AfterValidator,
     AliasChoices,
     AliasGenerator,
     BaseModel,
@@ -118,10 +117,6 @@ def _check_strings(value: Any) -> None:
         for key, item in value.items():
             _check_strings(key)
             _check_strings(item)
-
-
-# A string query or path parameter, held to the rule of body strings.
-Text = Annotated[str, AfterValidator(plain_text)]
 
 
 def _snake_or_camel(name: str) -> AliasChoices:
