@@ -58,7 +58,7 @@ PortfolioId = SecurityId
 # 0 to 0.95 in steps of 0.005, at most 10 decimal places.
 _TARGET = r"^(0(\.0{1,10})?|0?\.([0-8](\d([05]0{0,7})?)?|9([0-4]([05]0{0,7})?|50{0,8})?))$"
 _FRACTION = r"^(0(\.\d{1,10})?|0?\.\d{1,10}|1(\.0{1,10})?)$"  # 0 to 1
-_AMOUNT = r"^\d{1,18}(\.\d{1,10})?$"  # 0 to 10^18
+_AMOUNT = r"^\d{1,18}(\.\d{1,10})?$"  # 0 up to 10^18
 Target = Annotated[
     Weight,
     _decimal(_TARGET, minimum=0, maximum=float(MAX_TOTAL_TARGET), multipleOf=float(TARGET_STEP)),
@@ -82,14 +82,20 @@ StoredId = Annotated[str, Path(json_schema_extra={"pattern": "^[0-9a-fA-F]{24}$"
 
 # Prices and cash: up to 10^18 with 10 decimal places, so every product stays exact and small.
 Money = Annotated[Decimal, Field(max_digits=28, decimal_places=10, allow_inf_nan=False)]
-Amount = Annotated[Money, _decimal(_AMOUNT, minimum=0, maximum=10**18)]  # the domain's >= 0
+# The domain's amounts are at least 0.
+Amount = Annotated[Money, _decimal(_AMOUNT, minimum=0, exclusiveMaximum=10**18)]
 Price = Annotated[
     Money,
     _decimal(
-        r"^([1-9]\d{0,17}(\.\d{1,10})?|0?\.\d{0,9}[1-9])$", exclusiveMinimum=0, maximum=10**18
+        r"^([1-9]\d{0,17}(\.\d{1,10})?|0?\.\d{0,9}[1-9])$",
+        exclusiveMinimum=0,
+        exclusiveMaximum=10**18,
     ),
 ]
-Cash = Annotated[Money, _decimal(r"^-?\d{1,18}(\.\d{1,10})?$", minimum=-(10**18), maximum=10**18)]
+Cash = Annotated[
+    Money,
+    _decimal(r"^-?\d{1,18}(\.\d{1,10})?$", exclusiveMinimum=-(10**18), exclusiveMaximum=10**18),
+]
 # A model's name: the domain trims it, then wants 1 to MAX_NAME_LENGTH characters.
 Name = Annotated[str, _documented(pattern=r"\S", maxLength=MAX_NAME_LENGTH)]
 
