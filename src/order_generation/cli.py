@@ -328,7 +328,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         options = {
             "bind": f"{self._settings.host}:{self._settings.port}",
             "workers": self._settings.workers,
-            "worker_class": "uvicorn_worker.UvicornWorker",
+            "worker_class": "order_generation.serving.ServiceWorker",
             "graceful_timeout": 30,
             "timeout": 120,
             "keepalive": 5,

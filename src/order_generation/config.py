@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     max_request_bytes: int = Field(1_048_576, ge=1024)
     max_inflight_rebalances: int = Field(64, ge=1)
+    # Seconds a client has to send a request head, then its body, before it is disconnected.
+    request_header_timeout: float = Field(10.0, gt=0)
+    request_body_timeout: float = Field(30.0, gt=0)
 
     mongodb_url: str | None = None
     mongodb_database: str = "order-generation"

@@ -1,10 +1,12 @@
 """The OpenAPI document says what the service answers."""
 
 import json
+import re
 from typing import Any
 
 from order_generation.api.app import create_app
 from order_generation.config import Settings
+from order_generation.domain.models import MAX_NAME_LENGTH
 
 
 def document(**settings: Any) -> dict[str, Any]:
@@ -79,9 +81,12 @@ def test_id_patterns_and_target_rules_are_in_the_document():
     schemas = doc["components"]["schemas"]
     position = schemas["PositionBody-Input"]["properties"]
     assert position["security_id"]["pattern"] == ID["pattern"]
-    target = position["target"]
-    assert (target["minimum"], target["maximum"], target["multipleOf"]) == (0, 0.95, 0.005)
-    assert (position["low_drift"]["minimum"], position["high_drift"]["maximum"]) == (0, 1)
+    number, text = position["target"]["anyOf"]
+    assert (number["minimum"], number["maximum"], number["multipleOf"]) == (0, 0.95, 0.005)
+    assert text["type"] == "string"
+    assert "pattern" in text
+    low, high = position["low_drift"]["anyOf"][0], position["high_drift"]["anyOf"][0]
+    assert (low["minimum"], high["maximum"]) == (0, 1)
     policy = schemas["PolicyBody-Input"]["properties"]
     for name in ("no_buy", "no_sell", "hold"):
         assert ID.items() <= policy[name]["items"].items(), name
@@ -98,3 +103,26 @@ def test_stored_ids_in_paths_are_documented_as_object_ids():
     for path in ("/api/v1/model/{model_id}", "/api/v1/rebalance/{rebalance_id}"):
         [parameter] = doc["paths"][path]["get"]["parameters"]
         assert parameter["schema"]["pattern"] == "^[0-9a-fA-F]{24}$"
+
+
+def test_integer_bounds_are_exact_8_byte_integers():
+    doc = document()
+    policy = doc["components"]["schemas"]["PolicyBody-Input"]["properties"]
+    assert policy["round_lot"]["maximum"] == 2**63 - 1
+    assert isinstance(policy["round_lot"]["maximum"], int)
+    assert (policy["round_lot"]["minimum"], policy["min_trade_quantity"]["minimum"]) == (1, 0)
+    [_, version] = doc["paths"]["/api/v1/model/{model_id}"]["delete"]["parameters"]
+    assert version["schema"]["maximum"] == 2**63 - 1
+
+
+def test_a_preview_takes_exactly_one_of_model_and_model_id():
+    preview = document()["components"]["schemas"]["PreviewBody"]
+    assert preview["oneOf"] == [{"required": ["model"]}, {"required": ["model_id"]}]
+    assert preview["properties"]["model_id"]["pattern"] == "^[0-9a-fA-F]{24}$"
+
+
+def test_a_model_name_must_hold_more_than_spaces():
+    name = document()["components"]["schemas"]["ModelBody"]["properties"]["name"]
+    assert re.search(name["pattern"], "  a ")
+    assert not re.search(name["pattern"], "   ")
+    assert name["maxLength"] == MAX_NAME_LENGTH

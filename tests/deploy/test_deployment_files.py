@@ -865,6 +865,10 @@ NODE24_MAJORS = {
 }
 
 
+# Composite actions (no Node runtime) pinned to a full commit, which no moved tag can change.
+COMMIT_PINNED = {"aquasecurity/trivy-action"}
+
+
 def test_workflow_actions_are_pinned_to_current_majors() -> None:
     used = [
         step["uses"]
@@ -875,6 +879,9 @@ def test_workflow_actions_are_pinned_to_current_majors() -> None:
     assert used
     for reference in used:
         action, _, version = reference.partition("@")
+        if action in COMMIT_PINNED:
+            assert re.fullmatch(r"[0-9a-f]{40}", version), f"{reference}: pin to a commit"
+            continue
         assert re.fullmatch(r"v\d+", version), f"{reference}: pin to a major version tag"
         assert action in NODE24_MAJORS, f"{action}: add its first Node 24 major here"
         assert int(version[1:]) >= NODE24_MAJORS[action], reference

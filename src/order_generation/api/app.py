@@ -19,7 +19,7 @@ from order_generation.api import health, models, preview, rebalances, replay
 from order_generation.api.dependencies import require_api_key
 from order_generation.api.docs import install_docs
 from order_generation.api.errors import install_error_handlers
-from order_generation.api.middleware import BodySizeLimit, RequestContext
+from order_generation.api.middleware import BodySizeLimit, RequestContext, UnexpectedErrors
 from order_generation.api.openapi import install_openapi
 from order_generation.config import Settings
 from order_generation.service.rebalance import Globeco, RebalanceService
@@ -70,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.add_middleware(UnexpectedErrors)  # innermost: its 500 passes every other middleware
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         CORSMiddleware,

@@ -78,9 +78,15 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     return response
 
 
-async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-    log.exception("unexpected_error", path=request.url.path)
+def unexpected_error(path: str, error: Exception) -> JSONResponse:
+    """The 500 for an error no handler expected, logged with its traceback."""
+    log.error("unexpected_error", path=path, exc_info=error)
     return error_response(500, "INTERNAL_ERROR", "an unexpected error occurred")
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    # Last resort, outside all middleware: middleware.UnexpectedErrors answers the others.
+    return unexpected_error(request.url.path, error)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,5 +1,5 @@
 """Pure ASGI middleware around every request: correlation id, request log and metrics,
-security headers, and the request body size limit."""
+security headers, the request body size limit, and the answer to an unexpected error."""
 
 import re
 import time
@@ -9,7 +9,7 @@ import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from order_generation.api.errors import PayloadTooLarge, error_response
+from order_generation.api.errors import PayloadTooLarge, error_response, unexpected_error
 from order_generation.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 log = structlog.get_logger("order_generation.request")
@@ -22,6 +22,13 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
+# Metric labels stay a bounded set: a route's template (or one label for no route), and the
+# methods HTTP defines (or one label for any other), whatever a client sends.
+UNMATCHED_ROUTE = "unmatched"
+OTHER_METHOD = "OTHER"
+_KNOWN_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
+)
 _API_ONLY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
     "Cache-Control": "no-store",
@@ -75,8 +82,8 @@ class RequestContext:
 
     @staticmethod
     def _record(scope: Scope, status: int, elapsed: float) -> None:
-        route = getattr(scope.get("route"), "path", "unmatched")
-        method = scope["method"]
+        route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+        method = scope["method"] if scope["method"] in _KNOWN_METHODS else OTHER_METHOD
         HTTP_REQUESTS.labels(method, route, str(status)).inc()
         HTTP_DURATION.labels(method, route).observe(elapsed)
         if route not in ("/metrics", "/health/live", "/health/ready"):
@@ -134,3 +141,35 @@ class BodySizeLimit:
 
     def _message(self) -> str:
         return f"request body is larger than {self.max_bytes} bytes"
+
+
+class UnexpectedErrors:
+    """Answers an exception no handler took with the 500 of the one error shape, inside the
+    other middleware, so it carries the correlation id, security and CORS headers, and the
+    connection stays open for the client's next request.
+
+    Starlette's own handler for `Exception` sits outside all middleware and re-raises, so the
+    server closed the keep-alive connection. Once an answer has started (a streamed array)
+    only closing the connection tells the client it is cut short, so the error goes on up.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as error:
+            if started:
+                raise
+            await unexpected_error(scope["path"], error)(scope, receive, send)

@@ -4,6 +4,10 @@ FastAPI lists a 422 `HTTPValidationError` on every operation with input; the ser
 a request it cannot read with 400 and its own `ErrorBody` (api/errors.py), so the document
 says that instead. The API key is in it only when the service asks for one (SECRET_KEY set):
 an open service documented as locked sends every client looking for a key it does not need.
+
+Some rules hold across fields or over JSON numbers' decimal places, which no schema keyword
+states; the document lists them (`x-rules-not-in-schema`, each a phrase of the 400 or 422
+answer that applies it) and its description names them.
 """
 
 from typing import Any
@@ -12,6 +16,25 @@ from fastapi import FastAPI
 
 _ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
 _FASTAPI_ONLY = ("HTTPValidationError", "ValidationError")
+_INT64_LEAST, _INT64_MOST = -(2**63), 2**63 - 1
+# Each: the rule, and a phrase of the error message that applies it.
+RULES_NOT_IN_SCHEMA = (
+    (
+        "a JSON number has at most 10 decimal places (write exact decimals as strings)",
+        "Decimal input should have no more than",
+    ),
+    ("a position's low_drift does not exceed its high_drift", "must not exceed high_drift"),
+    ("security and portfolio ids are unique within a model", "must be unique within a model"),
+    ("a model's targets sum to at most 0.95", "sum of targets must not exceed"),
+    ("a model has at most 100 positions with a target above 0", "positions with target > 0"),
+    ("a security appears once in a preview's model", "appears twice"),
+    (
+        "a preview gives a price for every security it holds or targets",
+        "a price is required for every security",
+    ),
+    ("a portfolio with a negative market value has no solution (422)", "no feasible solution"),
+)
+_TEXT_RULE = "Strings never hold NUL characters or lone surrogates (400 naming the field)."
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -50,6 +73,33 @@ def _api_key(document: dict[str, Any], *, required: bool) -> None:
         document.get("components", {}).pop("securitySchemes", None)
 
 
+def _exact_integer_bounds(node: Any) -> None:
+    """FastAPI's document models hold bounds as floats, and 2^63 - 1 as a float is 2^63, one
+    past the largest integer the service takes: integer bounds go back to exact integers."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            for key in ("minimum", "maximum"):
+                if isinstance(node.get(key), float):
+                    node[key] = max(_INT64_LEAST, min(_INT64_MOST, int(node[key])))
+        for value in node.values():
+            _exact_integer_bounds(value)
+    elif isinstance(node, list):
+        for item in node:
+            _exact_integer_bounds(item)
+
+
+def _rules_not_in_schema(document: dict[str, Any]) -> None:
+    info = document["info"]
+    rules = "; ".join(rule for rule, _ in RULES_NOT_IN_SCHEMA)
+    info["description"] = (
+        f"{info.get('description', '')} {_TEXT_RULE} Rules no schema keyword states "
+        f"(answered 400 unless said): {rules}."
+    ).strip()
+    info["x-rules-not-in-schema"] = [
+        {"rule": rule, "message": phrase} for rule, phrase in RULES_NOT_IN_SCHEMA
+    ]
+
+
 def install_openapi(app: FastAPI, *, api_key: bool) -> None:
     """Serve the corrected document at the app's openapi_url, built once per app; `api_key`:
     whether the protected routes ask for X-API-Key."""
@@ -60,6 +110,8 @@ def install_openapi(app: FastAPI, *, api_key: bool) -> None:
             document = build()  # FastAPI's, cached on the app; corrected in place
             _answer_400_not_422(document)
             _api_key(document, required=api_key)
+            _exact_integer_bounds(document)
+            _rules_not_in_schema(document)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

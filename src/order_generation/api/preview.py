@@ -2,19 +2,21 @@
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from order_generation.api.dependencies import ModelServiceDep, RebalanceServiceDep
 from order_generation.api.rebalance_schemas import RebalanceOut
 from order_generation.api.schemas import (
     Body,
+    Cash,
     ErrorBody,
-    Money,
+    Name,
     PolicyBody,
     PositionBody,
+    Price,
     policy_of,
 )
 from order_generation.domain.errors import InvalidInput
@@ -35,7 +37,7 @@ router = APIRouter(
 class InlineModelBody(Body):
     """A model given in full; it must pass the rules of a stored one. Portfolios are ignored."""
 
-    name: str = "preview"
+    name: Name = "preview"
     positions: list[PositionBody] = Field(default_factory=list)
     policy: PolicyBody | None = None
     portfolios: Annotated[list[str], Field(description="Ignored")] = Field(default_factory=list)
@@ -47,14 +49,24 @@ class PreviewBody(Body):
     `policy` fields replace the same fields of the model's policy, as a rebalance's body does.
     """
 
+    model_config = ConfigDict(json_schema_extra=lambda schema: _one_model(schema))
+
     model: InlineModelBody | None = None
     model_id: str | None = None
     policy: PolicyBody | None = None
     portfolio_id: str | None = None
     portfolio_name: str | None = None
     holdings: dict[str, int] = Field(default_factory=dict)
-    cash: Money = Decimal(0)
-    prices: dict[str, Money]
+    cash: Cash = Decimal(0)
+    prices: dict[str, Price]
+
+
+def _one_model(schema: dict[str, Any]) -> None:
+    """The document says "exactly one of model and model_id", each given as a value."""
+    properties = schema["properties"]
+    properties["model"] = {"$ref": "#/components/schemas/InlineModelBody"}
+    properties["model_id"] = {"type": "string", "pattern": "^[0-9a-fA-F]{24}$"}
+    schema["oneOf"] = [{"required": ["model"]}, {"required": ["model_id"]}]
 
 
 @router.post("/rebalance/preview")

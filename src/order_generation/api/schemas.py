@@ -3,17 +3,34 @@
 Shape only (types, required fields, precision); business rules are the domain's.
 """
 
+import re
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AliasChoices,
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from order_generation.domain.ids import ID_PATTERN
-from order_generation.domain.models import MAX_TOTAL_TARGET, TARGET_STEP, InvestmentModel, Position
+from order_generation.domain.models import (
+    MAX_NAME_LENGTH,
+    MAX_TOTAL_TARGET,
+    TARGET_STEP,
+    InvestmentModel,
+    Position,
+)
 from order_generation.domain.policy import DEFAULT_POLICY, Bands, Mode, Policy
 
 # MongoDB's skip is a 32-bit count on some servers; nobody pages further.
@@ -29,22 +46,83 @@ def _documented(**schema: Any) -> Any:
     return Field(json_schema_extra=schema)
 
 
+def _decimal(pattern: str, **number: Any) -> Any:
+    """A decimal's document: a JSON number within `number`'s bounds, or a decimal string
+    matching `pattern` (bounds and decimal places written out, as no keyword can)."""
+    string = {"type": "string", "pattern": pattern}
+    return WithJsonSchema({"anyOf": [{"type": "number", **number}, string]}, mode="validation")
+
+
 SecurityId = Annotated[str, _documented(pattern=f"^{ID_PATTERN}$")]
 PortfolioId = SecurityId
+# 0 to 0.95 in steps of 0.005, at most 10 decimal places.
+_TARGET = r"^(0(\.0{1,10})?|0?\.([0-8](\d([05]0{0,7})?)?|9([0-4]([05]0{0,7})?|50{0,8})?))$"
+_FRACTION = r"^(0(\.\d{1,10})?|0?\.\d{1,10}|1(\.0{1,10})?)$"  # 0 to 1
+_AMOUNT = r"^\d{1,18}(\.\d{1,10})?$"  # 0 up to 10^18
 Target = Annotated[
     Weight,
-    _documented(minimum=0, maximum=float(MAX_TOTAL_TARGET), multipleOf=float(TARGET_STEP)),
+    _decimal(_TARGET, minimum=0, maximum=float(MAX_TOTAL_TARGET), multipleOf=float(TARGET_STEP)),
 ]
-Drift = Annotated[Weight, _documented(minimum=0, maximum=1)]
+Drift = Annotated[Weight, _decimal(_FRACTION, minimum=0, maximum=1)]
+Fraction = Drift
 # BSON holds 8-byte integers at most: a larger one stored or queried was a 500.
 MAX_VERSION = 2**63 - 1
 Version = Annotated[int, Query(ge=1, le=MAX_VERSION)]
-Int64 = Annotated[int, Field(ge=-(2**63), le=MAX_VERSION)]
+
+
+def _int64(least: int) -> Any:
+    """An 8-byte integer (pydantic's check); `least` is the domain's, documented here."""
+    return Field(ge=-(2**63), le=MAX_VERSION, json_schema_extra={"minimum": least})
+
+
+Count = Annotated[int, _int64(0)]
+Lot = Annotated[int, _int64(1)]
 # A stored model's or run's id: a MongoDB ObjectId (the store's check, `object_id`).
 StoredId = Annotated[str, Path(json_schema_extra={"pattern": "^[0-9a-fA-F]{24}$"})]
 
 # Prices and cash: up to 10^18 with 10 decimal places, so every product stays exact and small.
 Money = Annotated[Decimal, Field(max_digits=28, decimal_places=10, allow_inf_nan=False)]
+# The domain's amounts are at least 0.
+Amount = Annotated[Money, _decimal(_AMOUNT, minimum=0, exclusiveMaximum=10**18)]
+Price = Annotated[
+    Money,
+    _decimal(
+        r"^([1-9]\d{0,17}(\.\d{1,10})?|0?\.\d{0,9}[1-9])$",
+        exclusiveMinimum=0,
+        exclusiveMaximum=10**18,
+    ),
+]
+Cash = Annotated[
+    Money,
+    _decimal(r"^-?\d{1,18}(\.\d{1,10})?$", exclusiveMinimum=-(10**18), exclusiveMaximum=10**18),
+]
+# A model's name: the domain trims it, then wants 1 to MAX_NAME_LENGTH characters.
+Name = Annotated[str, _documented(pattern=r"\S", maxLength=MAX_NAME_LENGTH)]
+
+
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def plain_text(value: str) -> str:
+    """The one rule for every string the API reads: no NUL character (C drivers and logs cut
+    at it) and no lone surrogate (UTF-8, so BSON and JSON, cannot encode one)."""
+    if _NOT_TEXT.search(value):
+        raise PydanticCustomError("plain_text", "must not contain NUL or lone surrogate characters")
+    return value
+
+
+def _check_strings(value: Any) -> None:
+    """`plain_text` over a field's strings, list items and mapping keys included; nested
+    bodies check their own fields."""
+    if isinstance(value, str):
+        plain_text(value)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _check_strings(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key)
+            _check_strings(item)
 
 
 def _snake_or_camel(name: str) -> AliasChoices:
@@ -64,9 +142,16 @@ class Schema(BaseModel):
 
 class Body(Schema):
     """A request body of the service's own: a field it does not know is 400 naming it, so a
-    misspelt field is never silently dropped."""
+    misspelt field is never silently dropped; no string in it may hold text the database or
+    a JSON answer cannot carry (`plain_text`)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_strings(cls, value: Any) -> Any:
+        _check_strings(value)
+        return value
 
 
 class PositionBody(Body):
@@ -87,17 +172,17 @@ class PolicyBody(Body):
     """
 
     mode: Mode = DEFAULT_POLICY.mode
-    min_cash: Money = DEFAULT_POLICY.min_cash
-    min_cash_fraction: Weight = DEFAULT_POLICY.min_cash_fraction
-    withdraw: Money = DEFAULT_POLICY.withdraw
+    min_cash: Amount = DEFAULT_POLICY.min_cash
+    min_cash_fraction: Fraction = DEFAULT_POLICY.min_cash_fraction
+    withdraw: Amount = DEFAULT_POLICY.withdraw
     no_buy: list[SecurityId] = Field(default_factory=list)
     no_sell: list[SecurityId] = Field(default_factory=list)
     hold: list[SecurityId] = Field(default_factory=list)
-    min_trade_value: Money = DEFAULT_POLICY.min_trade_value
-    min_trade_quantity: Int64 = DEFAULT_POLICY.min_trade_quantity
-    round_lot: Int64 = DEFAULT_POLICY.round_lot
+    min_trade_value: Amount = DEFAULT_POLICY.min_trade_value
+    min_trade_quantity: Count = DEFAULT_POLICY.min_trade_quantity
+    round_lot: Lot = DEFAULT_POLICY.round_lot
     round_lots: Annotated[
-        dict[str, Int64], _documented(propertyNames={"pattern": f"^{ID_PATTERN}$"})
+        dict[str, Lot], _documented(propertyNames={"pattern": f"^{ID_PATTERN}$"})
     ] = Field(default_factory=dict)
     bands: Bands = DEFAULT_POLICY.bands
 
@@ -126,7 +211,7 @@ _SERVER_OWNED = "Accepted and ignored: the server owns it (the portal echoes it 
 
 
 class ModelBody(Body):
-    name: str
+    name: Name
     positions: list[PositionBody] = []
     portfolios: list[PortfolioId] = []
     policy: PolicyBody | None = None
