@@ -375,7 +375,7 @@ def _schemathesis(base_url: str, examples: int) -> list[tuple[str, bool]]:
             f"--report-dir={reports}",
             "--no-color",
         ]
-        subprocess.run(command, capture_output=True, timeout=900, check=False)
+        subprocess.run(command, capture_output=True, timeout=900, check=False, cwd=reports)
         [report] = Path(reports).glob("*.xml")
         cases = ElementTree.parse(report).getroot().iter("testcase")
         return [(case.get("name", "?"), case.find("failure") is None) for case in cases]
