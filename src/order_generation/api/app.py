@@ -50,6 +50,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             time_limit=settings.max_optimization_time,
             concurrency=settings.rebalance_concurrency,
             max_in_flight=settings.max_inflight_rebalances,
+            deadline_seconds=settings.rebalance_deadline_seconds,
         )
         app.state.started_at = time.monotonic()
         log.info("service_started", database=settings.mongodb_database)
