@@ -33,7 +33,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         if settings.mongodb_url is None:
             raise RuntimeError("MONGODB_URL is not set; `order-generation serve` provides one")
-        store = MongoStore(settings.mongodb_url, settings.mongodb_database)
+        store = MongoStore(
+            settings.mongodb_url,
+            settings.mongodb_database,
+            timeout_seconds=settings.mongodb_timeout_seconds,
+        )
         stack.push_async_callback(store.close)
         await store.open()
         globeco = Globeco(
