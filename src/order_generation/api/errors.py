@@ -8,7 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pymongo.errors import ConnectionFailure, ExecutionTimeout
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException
 
 from order_generation.api.schemas import ErrorBody, ErrorDetail
@@ -107,8 +107,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
-    # ServerSelectionTimeoutError, AutoReconnect, NetworkTimeout, WaitQueueTimeoutError, and
-    # the server's own "operation exceeded time limit" (pymongo's timeoutMS sends maxTimeMS)
+    # ServerSelectionTimeoutError, AutoReconnect, NetworkTimeout, WaitQueueTimeoutError
     app.add_exception_handler(ConnectionFailure, _database_unavailable)
-    app.add_exception_handler(ExecutionTimeout, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)
