@@ -4,6 +4,7 @@ import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 
 import structlog
 from fastapi import Depends, FastAPI
@@ -23,6 +24,7 @@ from order_generation.api.middleware import BodySizeLimit, RequestContext
 from order_generation.api.openapi import install_openapi
 from order_generation.config import Settings
 from order_generation.service.rebalance import Globeco, RebalanceService
+from order_generation.service.sweeper import sweeping
 
 log = structlog.get_logger(__name__)
 
@@ -37,9 +39,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.mongodb_url,
             settings.mongodb_database,
             timeout_seconds=settings.mongodb_timeout_seconds,
+            idempotency_window=timedelta(seconds=settings.idempotency_window_seconds),
         )
         stack.push_async_callback(store.close)
         await store.open()
+        await stack.enter_async_context(sweeping(store, settings.sweep_interval_seconds))
         globeco = Globeco(
             AccountingClient(settings),
             SecurityClient(settings),
@@ -81,7 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
         allow_headers=["*"],
-        expose_headers=["X-Correlation-ID", "Retry-After"],
+        expose_headers=["X-Correlation-ID", "Retry-After", "Idempotent-Replayed"],
     )
     app.add_middleware(RequestContext)
     install_error_handlers(app)

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -31,6 +31,7 @@ from order_generation.metrics import (
     REBALANCES_IN_FLIGHT,
     SOLVER_DURATION,
 )
+from order_generation.service.idempotency import request_fingerprint, run_once
 
 log = structlog.get_logger(__name__)
 # The name only decorates a result: a slow Portfolio service must not hold the rebalance up.
@@ -59,10 +60,12 @@ class Globeco:
 
 @dataclass(frozen=True)
 class Rebalanced:
-    """A run as stored, and the ticker of every security it priced (security id -> ticker)."""
+    """A run as stored, and the ticker of every security it priced (security id -> ticker);
+    `replayed` when it answers a retry with the Idempotency-Key of an earlier request."""
 
     run: RebalanceRun
     tickers: Mapping[str, str]
+    replayed: bool = False
 
 
 class RebalanceService:
@@ -94,10 +97,22 @@ class RebalanceService:
         return self._globeco
 
     async def rebalance_portfolio(
-        self, portfolio_id: str, policy: PolicyChanges | None = None
+        self,
+        portfolio_id: str,
+        policy: PolicyChanges | None = None,
+        idempotency_key: str | None = None,
     ) -> Rebalanced:
         """Rebalance one portfolio to the model it follows; failures raise."""
         check_id(portfolio_id, "portfolio_id")
+        work = partial(self._rebalance_portfolio, portfolio_id, policy)
+        if idempotency_key is None:
+            return await work()
+        request = request_fingerprint("portfolio", portfolio_id, policy)
+        return await self._once(idempotency_key, request, work, self._replay_run)
+
+    async def _rebalance_portfolio(
+        self, portfolio_id: str, policy: PolicyChanges | None
+    ) -> Rebalanced:
         async with self._admitted("portfolio", portfolio_id=portfolio_id) as audit:
             tickers: dict[str, str] = {}
             async with self._within_deadline():
@@ -126,13 +141,30 @@ class RebalanceService:
         return model, await self._rebalance(model, reads, tickers)
 
     async def rebalance_model(
-        self, model_id: str, policy: PolicyChanges | None = None
+        self,
+        model_id: str,
+        policy: PolicyChanges | None = None,
+        idempotency_key: str | None = None,
     ) -> Rebalanced:
         """Rebalance every portfolio of a model in parallel; failures stay per portfolio.
 
         A GlobeCo service that stays unavailable stops the whole run (it is down for all).
         A model without portfolios has nothing to rebalance: no run is stored.
         """
+        work = partial(self._rebalance_model, model_id, policy)
+        if idempotency_key is None:
+            return await work()
+
+        async def replay(rebalance_id: str | None) -> Rebalanced:
+            if rebalance_id is not None:
+                return await self._replay_run(rebalance_id)
+            model = await self._store.models.get_model(model_id)  # it had no portfolios
+            return Rebalanced(_run(model, ()), {}, replayed=True)
+
+        request = request_fingerprint("model", model_id, policy)
+        return await self._once(idempotency_key, request, work, replay)
+
+    async def _rebalance_model(self, model_id: str, policy: PolicyChanges | None) -> Rebalanced:
         async with self._admitted("model", model_id=model_id) as audit:
             model = with_policy(await self._store.models.get_model(model_id), policy)
             if not model.portfolios:
@@ -151,6 +183,30 @@ class RebalanceService:
                 failed=len(run.outcomes) - len(run.succeeded),
             )
             return Rebalanced(run, tickers)
+
+    async def _once(
+        self,
+        key: str,
+        request: str,
+        work: Callable[[], Awaitable[Rebalanced]],
+        replay: Callable[[str | None], Awaitable[Rebalanced]],
+    ) -> Rebalanced:
+        """Run `work` once per idempotency key; a retry with the key waits for the first
+        request, at most a deadline, and answers its run."""
+        return await run_once(
+            self._store.idempotency,
+            key,
+            request,
+            self._deadline_seconds,
+            work,
+            lambda answer: answer.run.rebalance_id,
+            replay,
+        )
+
+    async def _replay_run(self, rebalance_id: str | None) -> Rebalanced:
+        assert rebalance_id is not None
+        stored = await self._store.runs.get_rebalance(rebalance_id)
+        return Rebalanced(stored.run, stored.tickers, replayed=True)
 
     async def _rebalance_all(
         self, model: InvestmentModel, tickers: dict[str, str]
