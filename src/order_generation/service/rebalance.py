@@ -193,7 +193,7 @@ class RebalanceService:
     ) -> Rebalanced:
         """Run `work` once per idempotency key; a retry with the key waits for the first
         request, at most a deadline, and answers its run."""
-        return await run_once(
+        done = await run_once(
             self._store.idempotency,
             key,
             request,
@@ -202,6 +202,14 @@ class RebalanceService:
             lambda answer: answer.run.rebalance_id,
             replay,
         )
+        if done.replayed:
+            log.info(
+                "audit",
+                action="rebalance_replayed",
+                request=request,
+                rebalance_id=done.run.rebalance_id,
+            )
+        return done
 
     async def _replay_run(self, rebalance_id: str | None) -> Rebalanced:
         assert rebalance_id is not None
