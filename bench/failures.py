@@ -152,7 +152,7 @@ def _print(rows: list[tuple[str, str, float, str]]) -> None:
     for column in ("failure", "bound", "seconds", "x bound", "answer"):
         table.add_column(column)
     for failure, bound, seconds, answer in rows:
-        number = bound.split()[-2] if bound.endswith(" s") else ""
+        number = bound.split()[-2] if bound.startswith(("deadline", "timeout")) else ""
         ratio = f"{seconds / float(number):.2f}" if number else ""
         table.add_row(failure, bound, f"{seconds:.2f}", ratio, answer)
     Console().print(table)
