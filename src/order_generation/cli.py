@@ -249,7 +249,11 @@ def _check_mongodb(url: str) -> None:
 def _embedded_mongo(settings: Settings, children: contextlib.ExitStack) -> str:
     sqlite_file = settings.data_dir.resolve() / "order-generation.sqlite"
     module = "order_generation.adapters.embedded_mongo"
-    url = children.enter_context(_child([sys.executable, "-m", module, str(sqlite_file)]))
+    # In a session of its own the group's SIGTERM or SIGINT (systemd, Ctrl-C) does not reach
+    # it: it stops when told, after gunicorn has let the requests in flight finish, or when
+    # its standard input closes (this process is gone).
+    command = [sys.executable, "-m", module, str(sqlite_file)]
+    url = children.enter_context(_child(command, own_session=True))
     log.warning(
         "embedded_mongodb_started",
         uri=url,
@@ -301,9 +305,15 @@ async def _load_models(settings: Settings, models: Sequence[dict[str, Any]]) -> 
 
 
 @contextlib.contextmanager
-def _child(command: list[str]) -> Iterator[str]:
+def _child(command: list[str], *, own_session: bool = False) -> Iterator[str]:
     """Run a helper process that prints one ready line; stop it by its PID on exit."""
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=own_session,
+    )
     assert process.stdout is not None
     assert process.stdin is not None
     try:

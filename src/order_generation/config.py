@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     max_optimization_time: float = Field(30.0, gt=0)
     rebalance_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
+    # Bounded waits, safe retries and sweeps while running (issue 13).
+    rebalance_deadline_seconds: float = Field(25.0, gt=0)
+    mongodb_timeout_seconds: float = Field(5.0, gt=0)
+    idempotency_window_seconds: float = Field(86400.0, gt=0)
+    sweep_interval_seconds: float = Field(300.0, gt=0)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

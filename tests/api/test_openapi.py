@@ -94,7 +94,8 @@ def test_id_patterns_and_target_rules_are_in_the_document():
     assert ID.items() <= schemas["ModelBody"]["properties"]["portfolios"]["items"].items()
     update = schemas["ModelUpdateBody"]["properties"]["portfolios"]["items"]
     assert ID.items() <= update.items()
-    [parameter] = doc["paths"]["/api/v1/portfolio/{portfolio_id}/rebalance"]["post"]["parameters"]
+    rebalance = doc["paths"]["/api/v1/portfolio/{portfolio_id}/rebalance"]["post"]
+    [parameter] = [p for p in rebalance["parameters"] if p["in"] == "path"]
     assert parameter["schema"]["pattern"] == ID["pattern"]
 
 

@@ -5,6 +5,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
+from functools import partial
 from typing import Any, ClassVar, Literal, Self
 from urllib.parse import quote
 
@@ -14,10 +15,10 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception_type,
-    stop_after_attempt,
     wait_exponential_jitter,
 )
 
+from order_generation.adapters.deadline import DeadlineExceeded, time_left
 from order_generation.config import Settings
 from order_generation.domain.errors import UpstreamBadResponse, UpstreamUnavailable
 from order_generation.metrics import (
@@ -172,6 +173,7 @@ class GlobecoClient:
         )
         self._attempts = settings.external_service_retries + 1
         self._backoff = settings.retry_backoff_seconds
+        self._timeout = settings.external_service_timeout
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=settings.external_service_timeout,
@@ -218,6 +220,10 @@ class GlobecoClient:
         try:
             response = await self._send(path)
         except (httpx.TransportError, _ServerError) as exc:
+            if time_left() == 0:
+                # Cut short by the request's deadline: no verdict on the service.
+                self.breaker.release()
+                raise self._past_deadline(path) from exc
             self.breaker.record_failure()
             GLOBECO_ERRORS.labels(self.service).inc()
             raise self._unavailable(
@@ -234,7 +240,7 @@ class GlobecoClient:
 
     async def _send(self, path: str) -> httpx.Response:
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
+            stop=partial(self._stop_retrying, path),
             wait=wait_exponential_jitter(multiplier=self._backoff, jitter=self._backoff),
             retry=retry_if_exception_type((httpx.TransportError, _ServerError)),
             before_sleep=lambda state: self._log_retry(state, path),
@@ -244,20 +250,23 @@ class GlobecoClient:
             with attempt:
                 if self.breaker.state == "open":
                     raise self._unavailable("circuit breaker opened during retries", path)
-                response = await self._attempt(path)
+                if (left := time_left()) == 0:
+                    raise self._past_deadline(path)
+                timeout = self._timeout if left is None else min(self._timeout, left)
+                response = await self._attempt(path, timeout)
                 if response.is_server_error:
                     raise _ServerError(response.status_code)
                 return response
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    async def _attempt(self, path: str) -> httpx.Response:
+    async def _attempt(self, path: str, seconds: float) -> httpx.Response:
         """One HTTP attempt, timed, logged, carrying the request's correlation id."""
         correlation_id = structlog.contextvars.get_contextvars().get("correlation_id")
         headers = {"X-Correlation-ID": correlation_id} if correlation_id else None
         started = time.perf_counter()
         outcome = "error"
         try:
-            response = await self._http.get(path, headers=headers)
+            response = await self._http.get(path, headers=headers, timeout=seconds)
             outcome = f"{response.status_code // 100}xx"
             return response
         finally:
@@ -319,6 +328,22 @@ class GlobecoClient:
     def _unavailable(self, reason: str, path: str) -> UpstreamUnavailable:
         return UpstreamUnavailable(
             f"{self.title} service is unavailable: {reason} (GET {path})",
+            {"service": self.service},
+        )
+
+    def _stop_retrying(self, path: str, state: RetryCallState) -> bool:
+        """Stop after the last attempt; give up as soon as the next backoff would end past
+        the request's deadline."""
+        if state.attempt_number >= self._attempts:
+            return True
+        left = time_left()
+        if left is not None and left <= state.upcoming_sleep:
+            raise self._past_deadline(path)
+        return False
+
+    def _past_deadline(self, path: str) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"{self.title} service did not answer within the request's deadline (GET {path})",
             {"service": self.service},
         )
 

@@ -4,6 +4,7 @@ import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 
 import structlog
 from fastapi import Depends, FastAPI
@@ -23,6 +24,7 @@ from order_generation.api.middleware import BodySizeLimit, RequestContext, Unexp
 from order_generation.api.openapi import install_openapi
 from order_generation.config import Settings
 from order_generation.service.rebalance import Globeco, RebalanceService
+from order_generation.service.sweeper import sweeping
 
 log = structlog.get_logger(__name__)
 
@@ -33,9 +35,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         if settings.mongodb_url is None:
             raise RuntimeError("MONGODB_URL is not set; `order-generation serve` provides one")
-        store = MongoStore(settings.mongodb_url, settings.mongodb_database)
+        store = MongoStore(
+            settings.mongodb_url,
+            settings.mongodb_database,
+            timeout_seconds=settings.mongodb_timeout_seconds,
+            idempotency_window=timedelta(seconds=settings.idempotency_window_seconds),
+        )
         stack.push_async_callback(store.close)
         await store.open()
+        await stack.enter_async_context(sweeping(store, settings.sweep_interval_seconds))
         globeco = Globeco(
             AccountingClient(settings),
             SecurityClient(settings),
@@ -50,6 +58,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             time_limit=settings.max_optimization_time,
             concurrency=settings.rebalance_concurrency,
             max_in_flight=settings.max_inflight_rebalances,
+            deadline_seconds=settings.rebalance_deadline_seconds,
         )
         app.state.started_at = time.monotonic()
         log.info("service_started", database=settings.mongodb_database)
@@ -77,7 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
         allow_headers=["*"],
-        expose_headers=["X-Correlation-ID", "Retry-After"],
+        expose_headers=["X-Correlation-ID", "Retry-After", "Idempotent-Replayed"],
     )
     app.add_middleware(RequestContext)
     install_error_handlers(app)

@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException
 
 from order_generation.api.schemas import ErrorBody, ErrorDetail
@@ -89,8 +90,25 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     return unexpected_error(request.url.path, error)
 
 
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    log.warning("database_unavailable", path=request.url.path, reason=type(error).__name__)
+    response = error_response(
+        503,
+        "DATABASE_UNAVAILABLE",
+        "the database is unavailable; retry shortly",
+        {"retry_after_seconds": DATABASE_RETRY_AFTER_SECONDS},
+    )
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
+    # ServerSelectionTimeoutError, AutoReconnect, NetworkTimeout, WaitQueueTimeoutError
+    app.add_exception_handler(ConnectionFailure, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

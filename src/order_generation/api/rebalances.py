@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, status
+from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -59,21 +59,50 @@ Override = Annotated[
     ),
 ]
 
-
-@router.post(
-    "/portfolio/{portfolio_id}/rebalance",
-    responses={
-        422: {"model": ErrorBody, "description": "No feasible solution, or solver timeout"},
-        503: {"model": ErrorBody, "description": "A GlobeCo service is unavailable"},
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Makes retries safe: a retry with the same key within the window "
+        "(IDEMPOTENCY_WINDOW_SECONDS, 24 h) answers the first request's run, same "
+        "rebalance_id, and stores nothing new; meanwhile it waits for the first request "
+        "(409 past the deadline). The key of a failed request is free again. Reusing a key "
+        "for another target or body is a 422.",
+        examples=["3f1c9a52-6f0e-4d51-9a57-5d2b8f0c1e77"],
+    ),
+]
+REPLAYED = "Idempotent-Replayed"
+_IDEMPOTENCY_RESPONSES: dict[int | str, dict[str, object]] = {
+    409: {"model": ErrorBody, "description": "The first request with the key is still running"},
+    422: {
+        "model": ErrorBody,
+        "description": "No feasible solution, solver timeout, or the Idempotency-Key was "
+        "first used for another request",
     },
-)
+    503: {
+        "model": ErrorBody,
+        "description": "A GlobeCo service is unavailable, the deadline passed "
+        "(REBALANCE_DEADLINE_SECONDS), or the database is unavailable",
+    },
+}
+
+
+@router.post("/portfolio/{portfolio_id}/rebalance", responses=_IDEMPOTENCY_RESPONSES)
 @router.post("/rebalance/portfolio/{portfolio_id}", include_in_schema=False)
 async def rebalance_portfolio(
     portfolio_id: Annotated[PortfolioId, Path()],
     service: RebalanceServiceDep,
+    response: Response,
     policy: Override = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> RebalanceOut:
-    done = await service.rebalance_portfolio(portfolio_id, policy.changes() if policy else None)
+    changes = policy.changes() if policy else None
+    done = await service.rebalance_portfolio(portfolio_id, changes, idempotency_key)
+    if done.replayed:
+        response.headers[REPLAYED] = "true"
     outcome = done.run.outcomes[0]
     assert isinstance(outcome, PortfolioOutcome)
     return RebalanceOut.of(done.run, outcome, done.tickers)
@@ -82,18 +111,23 @@ async def rebalance_portfolio(
 @router.post(
     "/model/{model_id}/rebalance",
     response_model=list[RebalanceOut | RebalanceFailureOut],
-    responses={503: {"model": ErrorBody, "description": "A GlobeCo service is unavailable"}},
+    responses=_IDEMPOTENCY_RESPONSES,
 )
 @router.post("/rebalance/model/{model_id}", include_in_schema=False)
 async def rebalance_model(
-    model_id: StoredId, service: RebalanceServiceDep, policy: Override = None
+    model_id: StoredId,
+    service: RebalanceServiceDep,
+    policy: Override = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> StreamingResponse:
     """One entry per portfolio of the model; a failed portfolio carries its error.
 
     A model without portfolios answers `[]` and stores no run."""
-    done = await service.rebalance_model(model_id, policy.changes() if policy else None)
+    changes = policy.changes() if policy else None
+    done = await service.rebalance_model(model_id, changes, idempotency_key)
     entries = run_out(done.run, done.tickers)
-    return StreamingResponse(_json_array(entries), media_type="application/json")
+    headers = {REPLAYED: "true"} if done.replayed else None
+    return StreamingResponse(_json_array(entries), media_type="application/json", headers=headers)
 
 
 @router.get("/rebalances")

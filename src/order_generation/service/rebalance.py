@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from order_generation.adapters.accounting import AccountingClient, PortfolioHoldings
+from order_generation.adapters.deadline import DeadlineExceeded, deadline, time_left
 from order_generation.adapters.mongo import MongoStore
 from order_generation.adapters.portfolio import PortfolioClient
 from order_generation.adapters.pricing import PricingClient
@@ -30,6 +31,7 @@ from order_generation.metrics import (
     REBALANCES_IN_FLIGHT,
     SOLVER_DURATION,
 )
+from order_generation.service.idempotency import request_fingerprint, run_once
 
 log = structlog.get_logger(__name__)
 # The name only decorates a result: a slow Portfolio service must not hold the rebalance up.
@@ -58,10 +60,12 @@ class Globeco:
 
 @dataclass(frozen=True)
 class Rebalanced:
-    """A run as stored, and the ticker of every security it priced (security id -> ticker)."""
+    """A run as stored, and the ticker of every security it priced (security id -> ticker);
+    `replayed` when it answers a retry with the Idempotency-Key of an earlier request."""
 
     run: RebalanceRun
     tickers: Mapping[str, str]
+    replayed: bool = False
 
 
 class RebalanceService:
@@ -75,6 +79,7 @@ class RebalanceService:
         time_limit: float,
         concurrency: int,
         max_in_flight: int = 64,
+        deadline_seconds: float = 25.0,
         executor: Executor | None = None,
     ) -> None:
         self._store = store
@@ -83,6 +88,7 @@ class RebalanceService:
         self._concurrency = concurrency
         self._max_in_flight = max_in_flight
         self._in_flight = 0
+        self._deadline_seconds = deadline_seconds
         self._executor = executor
 
     @property
@@ -91,23 +97,26 @@ class RebalanceService:
         return self._globeco
 
     async def rebalance_portfolio(
-        self, portfolio_id: str, policy: PolicyChanges | None = None
+        self,
+        portfolio_id: str,
+        policy: PolicyChanges | None = None,
+        idempotency_key: str | None = None,
     ) -> Rebalanced:
         """Rebalance one portfolio to the model it follows; failures raise."""
         check_id(portfolio_id, "portfolio_id")
+        work = partial(self._rebalance_portfolio, portfolio_id, policy)
+        if idempotency_key is None:
+            return await work()
+        request = request_fingerprint("portfolio", portfolio_id, policy)
+        return await self._once(idempotency_key, request, work, self._replay_run)
+
+    async def _rebalance_portfolio(
+        self, portfolio_id: str, policy: PolicyChanges | None
+    ) -> Rebalanced:
         async with self._admitted("portfolio", portfolio_id=portfolio_id) as audit:
-            # The holdings and the name do not depend on the model: read them while it loads.
-            reads = _Reads.start(self._globeco, portfolio_id)
-            try:
-                following = await self._store.models.models_following([portfolio_id])
-                if not following:
-                    raise NotFound(f"portfolio {portfolio_id} does not follow any model")
-                model = with_policy(following[0], policy)
-            except BaseException:
-                reads.discard()
-                raise
             tickers: dict[str, str] = {}
-            outcome = await self._rebalance(model, reads, tickers)
+            async with self._within_deadline():
+                model, outcome = await self._solve_portfolio(portfolio_id, policy, tickers)
             run = await self._store.runs.insert_rebalance(_run(model, (outcome,)), tickers)
             audit.update(
                 model_id=model.model_id,
@@ -116,31 +125,100 @@ class RebalanceService:
             )
             return Rebalanced(run, tickers)
 
+    async def _solve_portfolio(
+        self, portfolio_id: str, policy: PolicyChanges | None, tickers: dict[str, str]
+    ) -> tuple[InvestmentModel, PortfolioOutcome]:
+        # The holdings and the name do not depend on the model: read them while it loads.
+        reads = _Reads.start(self._globeco, portfolio_id)
+        try:
+            following = await self._store.models.models_following([portfolio_id])
+            if not following:
+                raise NotFound(f"portfolio {portfolio_id} does not follow any model")
+            model = with_policy(following[0], policy)
+        except BaseException:
+            reads.discard()
+            raise
+        return model, await self._rebalance(model, reads, tickers)
+
     async def rebalance_model(
-        self, model_id: str, policy: PolicyChanges | None = None
+        self,
+        model_id: str,
+        policy: PolicyChanges | None = None,
+        idempotency_key: str | None = None,
     ) -> Rebalanced:
         """Rebalance every portfolio of a model in parallel; failures stay per portfolio.
 
         A GlobeCo service that stays unavailable stops the whole run (it is down for all).
         A model without portfolios has nothing to rebalance: no run is stored.
         """
+        work = partial(self._rebalance_model, model_id, policy)
+        if idempotency_key is None:
+            return await work()
+
+        async def replay(rebalance_id: str | None) -> Rebalanced:
+            if rebalance_id is not None:
+                return await self._replay_run(rebalance_id)
+            model = await self._store.models.get_model(model_id)  # it had no portfolios
+            return Rebalanced(_run(model, ()), {}, replayed=True)
+
+        request = request_fingerprint("model", model_id, policy)
+        return await self._once(idempotency_key, request, work, replay)
+
+    async def _rebalance_model(self, model_id: str, policy: PolicyChanges | None) -> Rebalanced:
         async with self._admitted("model", model_id=model_id) as audit:
             model = with_policy(await self._store.models.get_model(model_id), policy)
             if not model.portfolios:
                 audit.update(portfolios=0)
                 return Rebalanced(_run(model, ()), {})
-            rebalanced = await self._rebalance_all(model)
-            run = rebalanced.run
+            tickers: dict[str, str] = {}
+            async with self._within_deadline():
+                outcomes = await self._rebalance_all(model, tickers)
+            run = await self._store.runs.insert_rebalance(_run(model, outcomes), tickers)
+            model_id = str(model.model_id)
+            await self._store.models.set_last_rebalance_date(model_id, run.rebalance_date)
             MODEL_REBALANCE_PORTFOLIOS.observe(len(run.outcomes))
             audit.update(
                 rebalance_id=run.rebalance_id,
                 portfolios=len(run.outcomes),
                 failed=len(run.outcomes) - len(run.succeeded),
             )
-            return rebalanced
+            return Rebalanced(run, tickers)
 
-    async def _rebalance_all(self, model: InvestmentModel) -> Rebalanced:
-        tickers: dict[str, str] = {}
+    async def _once(
+        self,
+        key: str,
+        request: str,
+        work: Callable[[], Awaitable[Rebalanced]],
+        replay: Callable[[str | None], Awaitable[Rebalanced]],
+    ) -> Rebalanced:
+        """Run `work` once per idempotency key; a retry with the key waits for the first
+        request, at most a deadline, and answers its run."""
+        done = await run_once(
+            self._store.idempotency,
+            key,
+            request,
+            self._deadline_seconds,
+            work,
+            lambda answer: answer.run.rebalance_id,
+            replay,
+        )
+        if done.replayed:
+            log.info(
+                "audit",
+                action="rebalance_replayed",
+                request=request,
+                rebalance_id=done.run.rebalance_id,
+            )
+        return done
+
+    async def _replay_run(self, rebalance_id: str | None) -> Rebalanced:
+        assert rebalance_id is not None
+        stored = await self._store.runs.get_rebalance(rebalance_id)
+        return Rebalanced(stored.run, stored.tickers, replayed=True)
+
+    async def _rebalance_all(
+        self, model: InvestmentModel, tickers: dict[str, str]
+    ) -> tuple[PortfolioOutcome | PortfolioFailure, ...]:
         await self._warm_caches(model, tickers)
         window = asyncio.Semaphore(self._concurrency * READ_AHEAD)
         solving = asyncio.Semaphore(self._concurrency)
@@ -154,10 +232,22 @@ class RebalanceService:
                 tasks = [group.create_task(one(p)) for p in model.portfolios]
         except* UpstreamUnavailable as unavailable:
             raise unavailable.exceptions[0] from None
-        outcomes = tuple(t.result() for t in tasks)
-        run = await self._store.runs.insert_rebalance(_run(model, outcomes), tickers)
-        await self._store.models.set_last_rebalance_date(str(model.model_id), run.rebalance_date)
-        return Rebalanced(run, tickers)
+        return tuple(t.result() for t in tasks)
+
+    @contextlib.asynccontextmanager
+    async def _within_deadline(self) -> AsyncIterator[None]:
+        """GlobeCo reads and solves end by the deadline, a 503 past it; storing is not cut
+        short, so a run is stored whole or, past the deadline, not at all."""
+        seconds = self._deadline_seconds
+        try:
+            with deadline(seconds):
+                async with asyncio.timeout(seconds):
+                    yield
+        except TimeoutError as error:
+            raise DeadlineExceeded(
+                f"the rebalance did not finish within its deadline of {seconds:g} s",
+                {"deadline_seconds": seconds},
+            ) from error
 
     @contextlib.asynccontextmanager
     async def _admitted(self, kind: str, **subject: object) -> AsyncIterator[dict[str, object]]:
@@ -256,7 +346,9 @@ class RebalanceService:
 
     async def _solve(self, problem: RebalanceProblem) -> RebalanceResult:
         loop = asyncio.get_running_loop()
-        job = partial(solve, problem, time_limit=self._time_limit)
+        left = time_left()
+        limit = self._time_limit if left is None else max(min(self._time_limit, left), 0.01)
+        job = partial(solve, problem, time_limit=limit)
         result = await loop.run_in_executor(self._executor, job)
         SOLVER_DURATION.labels(result.method).observe(result.solve_seconds)
         return result
