@@ -51,12 +51,32 @@ class Settings(BaseSettings):
     max_optimization_time: float = Field(30.0, gt=0)
     rebalance_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
+    # Named API keys, `name:key,name:key`: the name is the actor of what the key does.
+    api_keys: SecretStr | None = None
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never quotes the value: it holds the keys.
+        if value is not None:
+            parse_api_keys(value)
+        return value
+
+    @property
+    def named_api_keys(self) -> dict[str, SecretStr]:
+        """API key name -> key, from API_KEYS."""
+        return {} if self.api_keys is None else parse_api_keys(self.api_keys)
+
+    @property
+    def api_key_required(self) -> bool:
+        return self.secret_key is not None or self.api_keys is not None
 
     @property
     def globeco_configured(self) -> bool:
@@ -73,3 +93,14 @@ class Settings(BaseSettings):
         if self.simulate_globeco is not None:
             return self.simulate_globeco
         return self.mongodb_url is None and not self.globeco_configured
+
+
+def parse_api_keys(value: SecretStr) -> dict[str, SecretStr]:
+    """`name:key,name:key` -> {name: key}; names unique, neither part empty."""
+    keys: dict[str, SecretStr] = {}
+    for item in value.get_secret_value().split(","):
+        name, _, key = item.strip().partition(":")
+        if not name.strip() or not key.strip() or name.strip() in keys:
+            raise ValueError("must be name:key pairs separated by commas, names unique")
+        keys[name.strip()] = SecretStr(key.strip())
+    return keys

@@ -15,13 +15,14 @@ from order_generation.adapters.mongo import MongoStore
 from order_generation.adapters.portfolio import PortfolioClient
 from order_generation.adapters.pricing import PricingClient
 from order_generation.adapters.security import SecurityClient
-from order_generation.api import health, models, preview, rebalances
+from order_generation.api import health, history, models, preview, rebalances
 from order_generation.api.dependencies import require_api_key
 from order_generation.api.docs import install_docs
 from order_generation.api.errors import install_error_handlers
 from order_generation.api.middleware import BodySizeLimit, RequestContext
 from order_generation.api.openapi import install_openapi
 from order_generation.config import Settings
+from order_generation.service.models import ModelService
 from order_generation.service.rebalance import Globeco, RebalanceService
 
 log = structlog.get_logger(__name__)
@@ -44,6 +45,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         stack.push_async_callback(globeco.aclose)
         app.state.store = store
+        app.state.model_service = ModelService(store.models)
         app.state.rebalance_service = RebalanceService(
             store,
             globeco,
@@ -81,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestContext)
     install_error_handlers(app)
     install_docs(app)
-    install_openapi(app, api_key=settings.secret_key is not None)
+    install_openapi(app, api_key=settings.api_key_required)
     # A browser pointed at the service lands on its API docs.
     app.add_api_route("/", lambda: RedirectResponse("/docs"), include_in_schema=False)
     app.include_router(health.router)
@@ -90,4 +92,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(models.router, dependencies=protected)
     app.include_router(rebalances.router, dependencies=protected)
     app.include_router(preview.router, dependencies=protected)
+    app.include_router(history.router, dependencies=protected)
     return app
