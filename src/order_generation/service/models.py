@@ -16,8 +16,8 @@ from order_generation.service.sorting import parse_sort
 
 log = structlog.get_logger(__name__)
 SORTABLE_FIELDS = ("model_id", "name", "last_rebalance_date")
-# A change without a version retries on the latest model for at most this long: writers in
-# other processes can still beat it to each version (in one process they queue instead).
+# A change without a version retries on the latest model for at most this long once its turn
+# comes: in one process changes of a model queue, writers in others can beat it to a version.
 CHANGE_DEADLINE_SECONDS = 10.0
 _RETRY_PAUSE_SECONDS = 0.02
 SYSTEM_ACTOR = "system"
@@ -110,13 +110,11 @@ class ModelService:
         """Apply `change` to the latest version, however many writers race it: these requests
         carry no version of their own, so a version someone else took is retried, not a 409.
         Changes of one model queue in this process; the domain's rules judge each in turn."""
-        lock = self._changing.setdefault(model_id, asyncio.Lock())
-        deadline = time.monotonic() + CHANGE_DEADLINE_SECONDS
-        async with lock:
+        async with self._changing.setdefault(model_id, asyncio.Lock()):
+            deadline = time.monotonic() + CHANGE_DEADLINE_SECONDS
             while True:
-                changed = change(await self._models.get_model(model_id))
                 try:
-                    return await self._models.replace_model(changed, actor, action)
+                    return await self._models.change_model(model_id, change, actor, action)
                 except VersionConflict:
                     if time.monotonic() > deadline:
                         raise _busy(model_id) from None

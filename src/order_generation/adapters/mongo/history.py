@@ -1,10 +1,11 @@
 """The `model_history` collection: one entry per model write, written before the write.
 
 Without transactions, an entry is inserted `pending` before its model write, and the model
-names it (`history_id`) in that same write. Readers see committed entries and the one the
-model names, so a model version is never without its entry; the writer commits its entry
-afterwards, and the next writer commits the previous one before writing, in case a crash came
-in between. A pending entry no model names lost its write (or is still in flight)."""
+names it (`history_id`) in that same write, so a model version never exists without its
+entry. The next entry names it too (`previous`): an entry the model or a later entry names
+is the record of a write that happened, whatever its state, and readers see it. The writer
+commits its entry after the write; a pending entry nobody names lost its write (or is in
+flight), is never shown, and is swept once its write can no longer happen."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,6 @@ from order_generation.adapters.mongo.documents import Document, now
 _PENDING, _COMMITTED = "pending", "committed"
 # A create's entry waits this long for its model before a sweep counts its write as lost.
 _CREATE_IN_FLIGHT = timedelta(hours=1)
-_FIELDS = ("name", "positions", "policy")
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,13 @@ class HistoryStore:
         action: str,
         before: Document | None,
         after: Document | None,
+        previous: ObjectId | None = None,
     ) -> ObjectId:
-        """Insert the pending entry of a write from `before` to `after` (model documents)."""
+        """Insert the pending entry of a write from `before` (whose entry is `previous`) to
+        `after` (model documents)."""
         entry = {
             "model_id": model_id,
+            "previous": previous,
             "version": version,
             "at": now(),
             "actor": actor,
@@ -85,7 +88,7 @@ class HistoryStore:
     ) -> list[StoredEntry]:
         """A page of the visible entries, newest first, without their model documents."""
         cursor = (
-            self._entries.find(_visible(model_id, named), {"model": 0})
+            self._entries.find(await self._visible(model_id, named), {"model": 0})
             .sort([("version", DESCENDING), ("_id", DESCENDING)])
             .skip(offset)
             .limit(limit)
@@ -95,7 +98,8 @@ class HistoryStore:
     async def entry(
         self, model_id: ObjectId, named: ObjectId | None, version: int
     ) -> StoredEntry | None:
-        doc = await self._entries.find_one(_visible(model_id, named) | {"version": version})
+        query = await self._visible(model_id, named) | {"version": version}
+        doc = await self._entries.find_one(query)
         return None if doc is None else _entry_from_doc(doc)
 
     async def has_entries(self, model_id: ObjectId) -> bool:
@@ -106,18 +110,36 @@ class HistoryStore:
         return [doc async for doc in cursor]
 
     async def sweep(self, entry: Document, model: Document | None) -> None:
-        """Commit a pending entry its model names; drop one whose write is surely lost."""
-        if model is not None and model.get("history_id") == entry["_id"]:
+        """Commit a pending entry that is named; drop one whose write is surely lost."""
+        named = model.get("history_id") if model else None
+        if entry["_id"] == named or await self._is_previous(entry):
             await self.commit(entry["_id"])
         elif _lost(entry, model):
             await self.discard(entry["_id"])
 
+    async def _is_previous(self, entry: Document) -> bool:
+        later = {"model_id": entry["model_id"], "previous": entry["_id"]}
+        return await self._entries.find_one(later, {"_id": 1}) is not None
 
-def _visible(model_id: ObjectId, named: ObjectId | None) -> Document:
-    seen: list[Document] = [{"state": _COMMITTED}]
-    if named is not None:
-        seen.append({"_id": named})
-    return {"model_id": model_id, "$or": seen}
+    async def _visible(self, model_id: ObjectId, named: ObjectId | None) -> Document:
+        """Committed entries and the pending ones named (usually none or the latest)."""
+        pending = {
+            doc["_id"]
+            async for doc in self._entries.find(
+                {"model_id": model_id, "state": _PENDING}, {"_id": 1}
+            )
+        }
+        shown = pending & {named}
+        if pending - shown:
+            later = self._entries.find(
+                {"model_id": model_id, "previous": {"$in": list(pending - shown)}},
+                {"previous": 1},
+            )
+            shown |= {doc["previous"] async for doc in later}
+        seen: list[Document] = [{"state": _COMMITTED}]
+        if shown:
+            seen.append({"_id": {"$in": list(shown)}})
+        return {"model_id": model_id, "$or": seen}
 
 
 def _lost(entry: Document, model: Document | None) -> bool:
@@ -127,19 +149,37 @@ def _lost(entry: Document, model: Document | None) -> bool:
 
 
 def changes(before: Document | None, after: Document | None) -> Document:
-    """The changed fields, each `{before, after}`; portfolios as `{added, removed}`, since
-    a model may have thousands."""
+    """The changed fields, each `{before, after}`; positions and portfolios, lists that may be
+    long, as what was added and removed (and, for positions, each changed one's before and
+    after)."""
     old, new = before or {}, after or {}
     changed = {
         field: {"before": old.get(field), "after": new.get(field)}
-        for field in _FIELDS
+        for field in ("name", "policy")
         if old.get(field) != new.get(field)
     }
+    positions = _position_changes(old.get("positions", ()), new.get("positions", ()))
+    if any(positions.values()):
+        changed["positions"] = positions
     added = _missing_from(new.get("portfolios", ()), old.get("portfolios", ()))
     removed = _missing_from(old.get("portfolios", ()), new.get("portfolios", ()))
     if added or removed:
         changed["portfolios"] = {"added": added, "removed": removed}
     return changed
+
+
+def _position_changes(before: Sequence[Document], after: Sequence[Document]) -> Document:
+    old = {p["security_id"]: p for p in before}
+    new = {p["security_id"]: p for p in after}
+    return {
+        "added": [p for key, p in new.items() if key not in old],
+        "removed": [p for key, p in old.items() if key not in new],
+        "changed": [
+            {"before": old[key], "after": p}
+            for key, p in new.items()
+            if key in old and old[key] != p
+        ],
+    }
 
 
 def _missing_from(items: Sequence[str], other: Sequence[str]) -> list[str]:

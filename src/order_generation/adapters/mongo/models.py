@@ -4,7 +4,7 @@ recorded in `model_history` (see history.py for the order of the writes).
 A portfolio follows at most one model: a unique index on `portfolios` (multikey, so unique
 across models) enforces it in the database, for every worker and pod."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import batched
 
@@ -91,15 +91,37 @@ class ModelStore:
         """
         assert model.model_id is not None
         stored = await self._at_version(model.model_id, model.version)
+        return await self._write(stored, model, actor, action, keep_policy=keep_policy)
+
+    async def change_model(
+        self,
+        model_id: str,
+        change: Callable[[InvestmentModel], InvestmentModel],
+        actor: str,
+        action: str,
+    ) -> InvestmentModel:
+        """Store `change` of the stored model, if no other write came in between."""
+        stored = await self._current(model_id)
+        return await self._write(stored, change(_model_from_doc(stored)), actor, action)
+
+    async def _write(
+        self,
+        stored: Document,
+        model: InvestmentModel,
+        actor: str,
+        action: str,
+        *,
+        keep_policy: bool = False,
+    ) -> InvestmentModel:
         changes = _model_doc(model)
         del changes["last_rebalance_date"]  # only rebalances set it
         if keep_policy:
             del changes["policy"]
-        after = stored | changes | {"version": model.version + 1}
+        after = stored | changes | {"version": stored["version"] + 1}
         entry = await self._begin(stored, actor, action, _snapshot(after))
         try:
             doc = await self._models.find_one_and_update(
-                {"_id": stored["_id"], "version": model.version} | _LIVE,
+                {"_id": stored["_id"], "version": stored["version"]} | _LIVE,
                 {"$set": changes | {"history_id": entry}, "$inc": {"version": 1}},
                 return_document=ReturnDocument.AFTER,
             )
@@ -108,7 +130,7 @@ class ModelStore:
             raise await self._taken(error, model) from error
         if doc is None:
             await self.history.discard(entry)
-            raise await self._missing_or_stale(model.model_id, model.version)
+            raise await self._missing_or_stale(str(stored["_id"]), stored["version"])
         await self.history.commit(entry)
         return _model_from_doc(doc)
 
@@ -156,13 +178,16 @@ class ModelStore:
     async def _begin(
         self, stored: Document, actor: str, action: str, after: Document | None
     ) -> ObjectId:
-        """Insert this write's entry, and commit the previous write's in case it crashed
-        before committing: once this write lands, the model no longer names it."""
-        entry = await self.history.begin(
-            stored["_id"], stored["version"] + 1, actor, action, _snapshot(stored), after
+        """Insert this write's entry, naming the entry of the version it replaces."""
+        return await self.history.begin(
+            stored["_id"],
+            stored["version"] + 1,
+            actor,
+            action,
+            _snapshot(stored),
+            after,
+            previous=stored.get("history_id"),
         )
-        await self.history.commit(stored.get("history_id"))
-        return entry
 
     async def _finish_delete(self, key: ObjectId, entry: ObjectId | None) -> None:
         await self.history.commit(entry)  # first: once the model is gone, nothing names it
@@ -190,10 +215,12 @@ class ModelStore:
         details = error.details or {}
         if "name" in details.get("keyPattern", {"name": 1}):
             return Conflict(f"a model named {model.name!r} already exists", {"field": "name"})
-        portfolio = details.get("keyValue", {}).get("portfolios")
-        for other in await self.models_following([portfolio] if portfolio else model.portfolios):
+        # The key, or (the embedded server, on some paths) the whole array.
+        key = details.get("keyValue", {}).get("portfolios")
+        suspects = [key] if isinstance(key, str) else key or model.portfolios
+        for other in await self.models_following(suspects):
             if other.model_id != model.model_id:
-                taken = portfolio or sorted(set(other.portfolios) & set(model.portfolios))[0]
+                taken = sorted(set(other.portfolios) & set(model.portfolios))[0]
                 return Conflict(
                     f"portfolio {taken} already follows model {other.name!r}",
                     {"portfolio_id": taken, "model_id": other.model_id},
