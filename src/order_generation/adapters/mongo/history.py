@@ -103,7 +103,8 @@ class HistoryStore:
         return None if doc is None else _entry_from_doc(doc)
 
     async def has_entries(self, model_id: ObjectId) -> bool:
-        return await self._entries.find_one({"model_id": model_id}, {"_id": 1}) is not None
+        committed = {"model_id": model_id, "state": _COMMITTED}
+        return await self._entries.find_one(committed, {"_id": 1}) is not None
 
     async def pending(self) -> list[Document]:
         cursor = self._entries.find({"state": _PENDING}, {"model_id": 1, "version": 1, "at": 1})
