@@ -74,7 +74,17 @@ async def test_a_version_reads_as_the_model_was(client: httpx.AsyncClient):
     assert first.status_code == second.status_code == 200
     assert first.json() == created
     assert second.json() == later
-    assert_error(await client.get(f"{url}/history/3"), 404, "NOT_FOUND", "version 3")
+    reordered = created | {"portfolios": created["portfolios"][::-1], "version": 2}
+    del reordered["model_id"], reordered["last_rebalance_date"]
+    third = (await client.put(url, json=reordered)).json()
+    more = {"portfolios": [entity_id("P"), entity_id("P")]}
+    removed = {"portfolios": [third["portfolios"][0]]}
+    assert (await client.post(f"{url}/portfolio", json=more)).status_code == 200
+    fifth = (await client.request("DELETE", f"{url}/portfolio", json=removed)).json()
+
+    for version, model in ((1, created), (2, later), (3, third), (5, fifth)):
+        assert (await client.get(f"{url}/history/{version}")).json() == model
+    assert_error(await client.get(f"{url}/history/6"), 404, "NOT_FOUND", "version 6")
 
 
 async def test_a_deleted_models_history_stays_readable(client: httpx.AsyncClient):

@@ -66,7 +66,7 @@ class HistoryStore:
             "actor": actor,
             "action": action,
             "changes": changes(before, after),
-            "model": after,
+            "model": _kept_model(before, after),
             "state": _PENDING,
         }
         result = await self._entries.insert_one(entry)
@@ -95,12 +95,23 @@ class HistoryStore:
         )
         return [_entry_from_doc(doc) async for doc in cursor]
 
-    async def entry(
+    async def model_at(
         self, model_id: ObjectId, named: ObjectId | None, version: int
     ) -> StoredEntry | None:
-        query = await self._visible(model_id, named) | {"version": version}
-        doc = await self._entries.find_one(query)
-        return None if doc is None else _entry_from_doc(doc)
+        """The entry of `version`, its `model` whole again: its portfolios are replayed from
+        the entries up to it (each keeps only what it added and removed)."""
+        visible = await self._visible(model_id, named)
+        doc = await self._entries.find_one(visible | {"version": version})
+        if doc is None or doc["model"] is None:
+            return None if doc is None else _entry_from_doc(doc)
+        portfolios: list[str] = []
+        replay = self._entries.find(
+            visible | {"version": {"$lte": version}}, {"model": 1, "changes.portfolios": 1}
+        ).sort("version", ASCENDING)
+        async for step in replay:
+            portfolios = _replayed(portfolios, step)
+        doc["model"]["portfolios"] = portfolios
+        return _entry_from_doc(doc)
 
     async def has_entries(self, model_id: ObjectId) -> bool:
         committed = {"model_id": model_id, "state": _COMMITTED}
@@ -147,6 +158,26 @@ def _lost(entry: Document, model: Document | None) -> bool:
     if model is None:  # deleted (its deletion was committed first), or a create in flight
         return bool(entry["version"] > 1 or now() - entry["at"] > _CREATE_IN_FLIGHT)
     return bool(model["version"] >= entry["version"])  # versions only grow: it lost
+
+
+def _kept_model(before: Document | None, after: Document | None) -> Document | None:
+    """The model document an entry keeps: without its portfolios, which a model may have by
+    the thousand, when replaying the entry's added and removed ids gives them in order."""
+    if after is None:
+        return None
+    kept = {k: v for k, v in after.items() if k != "portfolios"}
+    step = {"changes": changes(before, after), "model": kept}
+    if _replayed((before or {}).get("portfolios", []), step) != after["portfolios"]:
+        kept["portfolios"] = after["portfolios"]  # e.g. a PUT that reorders them
+    return kept
+
+
+def _replayed(portfolios: list[str], step: Document) -> list[str]:
+    if step["model"] is not None and "portfolios" in step["model"]:
+        return list(step["model"]["portfolios"])
+    change = step.get("changes", {}).get("portfolios", {"added": [], "removed": []})
+    removed = set(change["removed"])
+    return [p for p in portfolios if p not in removed] + list(change["added"])
 
 
 def changes(before: Document | None, after: Document | None) -> Document:

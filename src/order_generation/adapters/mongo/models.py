@@ -160,7 +160,7 @@ class ModelStore:
 
     async def model_at(self, model_id: str, version: int) -> InvestmentModel:
         key, named = await self._history_of(model_id)
-        entry = await self.history.entry(key, named, version)
+        entry = await self.history.model_at(key, named, version)
         if entry is None:
             raise NotFound(f"model {model_id} has no recorded version {version}")
         if entry.model is None:
