@@ -1,28 +1,27 @@
 """Model writes racing across two worker processes of one service, over real HTTP."""
 
 import asyncio
-import os
-import uuid
 from pathlib import Path
 
 import httpx
 
+from order_generation.config import Settings
 from tests.api.model_factory import entity_id, model_body, position
 from tests.support.service import running_service
 
 API = "/api/v1"
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    env = {
+def _env(tmp_path: Path, settings: Settings) -> dict[str, str]:
+    """Two workers on the test's MongoDB (each worker a client of its own)."""
+    assert settings.mongodb_url is not None
+    return {
         "DATA_DIR": str(tmp_path),
         "WORKERS": "2",
         "LOG_LEVEL": "WARNING",
-        "SIMULATE_GLOBECO": "false",
+        "MONGODB_URL": settings.mongodb_url,
+        "MONGODB_DATABASE": settings.mongodb_database,
     }
-    if "MONGODB_URL" in os.environ:
-        env["MONGODB_DATABASE"] = f"e2e-{uuid.uuid4().hex[:12]}"
-    return env
 
 
 async def _race(base_url: str) -> tuple[list[int], int, list[int]]:
@@ -43,9 +42,9 @@ async def _race(base_url: str) -> tuple[list[int], int, list[int]]:
 
 
 def test_two_workers_never_share_a_portfolio_and_never_refuse_a_versionless_edit(
-    tmp_path: Path,
+    tmp_path: Path, settings: Settings
 ):
-    with running_service(_env(tmp_path)) as service:
+    with running_service(_env(tmp_path, settings)) as service:
         statuses, shared, adds = asyncio.run(_race(service.url))
 
     assert statuses == [201, 409] * 30
