@@ -24,8 +24,8 @@ _CREATE_IN_FLIGHT = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class StoredEntry:
-    """One entry as stored: `model` is the model document the write produced (None for a
-    deletion), `changes` the changed fields."""
+    """One entry: `changes` the changed fields; `model` the model document the write
+    produced, whole when read by `model_at`, None in a page of entries and for a deletion."""
 
     model_id: str
     version: int
