@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     mongodb_timeout_seconds: float = Field(5.0, gt=0)
     idempotency_window_seconds: float = Field(86400.0, gt=0)
     sweep_interval_seconds: float = Field(300.0, gt=0)
+    # Named API keys, `name:key,name:key`: the name is the actor of what the key does. Read
+    # by `named_api_keys`, not by a validator: pydantic's errors would quote the keys.
+    api_keys: SecretStr | None = None
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -66,6 +69,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @property
+    def named_api_keys(self) -> dict[str, SecretStr]:
+        """API key name -> key, from API_KEYS."""
+        return {} if self.api_keys is None else parse_api_keys(self.api_keys)
+
+    @property
+    def api_key_required(self) -> bool:
+        return self.secret_key is not None or self.api_keys is not None
 
     @property
     def globeco_configured(self) -> bool:
@@ -82,3 +94,14 @@ class Settings(BaseSettings):
         if self.simulate_globeco is not None:
             return self.simulate_globeco
         return self.mongodb_url is None and not self.globeco_configured
+
+
+def parse_api_keys(value: SecretStr) -> dict[str, SecretStr]:
+    """`name:key,name:key` -> {name: key}; names unique, neither part empty."""
+    keys: dict[str, SecretStr] = {}
+    for item in value.get_secret_value().split(","):
+        name, _, key = item.strip().partition(":")
+        if not name.strip() or not key.strip() or name.strip() in keys:
+            raise ValueError("API_KEYS must be name:key pairs separated by commas, names unique")
+        keys[name.strip()] = SecretStr(key.strip())
+    return keys

@@ -25,7 +25,9 @@ async def test_decimals_are_stored_as_decimal128_and_come_back_exact(settings: S
     store = MongoStore(settings.mongodb_url, settings.mongodb_database)
     await store.open()
     position = Position("S" * 24, Decimal("0.125"), Decimal("0.0001"), Decimal("0.3333333333"))
-    created = await store.models.insert_model(InvestmentModel("exact", positions=(position,)))
+    created = await store.models.insert_model(
+        InvestmentModel("exact", positions=(position,)), "tester"
+    )
 
     raw_client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_url)
     raw = await raw_client[settings.mongodb_database]["models"].find_one({"name": "exact"})
@@ -251,7 +253,9 @@ POLICY = Policy(
 async def test_a_model_policy_is_stored_with_decimal128_and_reads_back(
     store: MongoStore, database: Any
 ):
-    created = await store.models.insert_model(InvestmentModel("with policy", policy=POLICY))
+    created = await store.models.insert_model(
+        InvestmentModel("with policy", policy=POLICY), "tester"
+    )
     raw = await database["models"].find_one({"name": "with policy"})
     assert raw["policy"]["min_cash"] == Decimal128("1000.00")
     assert raw["policy"]["round_lots"] == {"B" * 24: 10}
@@ -260,18 +264,20 @@ async def test_a_model_policy_is_stored_with_decimal128_and_reads_back(
 
 
 async def test_a_replace_keeps_the_stored_policy_only_when_told(store: MongoStore):
-    created = await store.models.insert_model(InvestmentModel("kept", policy=POLICY))
+    created = await store.models.insert_model(InvestmentModel("kept", policy=POLICY), "tester")
     edited = replace(created, name="kept, renamed", policy=DEFAULT_POLICY)
-    kept = await store.models.replace_model(edited, keep_policy=True)
+    kept = await store.models.replace_model(edited, "tester", "updated", keep_policy=True)
     assert (kept.name, kept.version, kept.policy) == ("kept, renamed", 2, POLICY)
-    reset = await store.models.replace_model(replace(kept, policy=DEFAULT_POLICY))
+    reset = await store.models.replace_model(
+        replace(kept, policy=DEFAULT_POLICY), "tester", "updated"
+    )
     assert (reset.version, reset.policy) == (3, DEFAULT_POLICY)
 
 
 async def test_a_model_stored_before_policies_reads_as_the_default_policy(
     store: MongoStore, database: Any
 ):
-    created = await store.models.insert_model(InvestmentModel("old", policy=POLICY))
+    created = await store.models.insert_model(InvestmentModel("old", policy=POLICY), "tester")
     await database["models"].update_one({"name": "old"}, {"$unset": {"policy": ""}})
     assert created.model_id is not None
     assert (await store.models.get_model(created.model_id)).policy == DEFAULT_POLICY

@@ -530,3 +530,23 @@ async def test_a_policy_integer_beyond_8_bytes_is_400_not_500(
 ):
     response = await client.post(f"{API}/models", json=model_body() | {"policy": policy})
     assert_error(response, 400, "VALIDATION_ERROR", field)
+
+
+async def test_thousands_of_portfolios_are_added_and_refused_by_their_model(
+    client: httpx.AsyncClient,
+):
+    """Beyond the embedded server's ~495-term `$in` limit, and beyond what failed at ~600."""
+    created = await create(client, model_body(portfolios=1_200))
+    many = {"portfolios": [entity_id("P") for _ in range(3_000)]}
+
+    added = await client.post(f"{API}/model/{created['model_id']}/portfolio", json=many)
+
+    assert added.status_code == 200, added.text
+    assert len(added.json()["portfolios"]) == 4_200
+    other = model_body() | {"portfolios": [*many["portfolios"][-3:], entity_id("P")]}
+    response = await client.post(f"{API}/models", json=other)
+    assert_error(response, 409, "CONFLICT", many["portfolios"][-3], created["name"])
+    removed = await client.request(
+        "DELETE", f"{API}/model/{created['model_id']}/portfolio", json=many
+    )
+    assert removed.json()["portfolios"] == created["portfolios"]

@@ -16,13 +16,14 @@ from order_generation.adapters.mongo import MongoStore
 from order_generation.adapters.portfolio import PortfolioClient
 from order_generation.adapters.pricing import PricingClient
 from order_generation.adapters.security import SecurityClient
-from order_generation.api import health, models, preview, rebalances, replay
+from order_generation.api import health, history, models, preview, rebalances, replay
 from order_generation.api.dependencies import require_api_key
 from order_generation.api.docs import install_docs
 from order_generation.api.errors import install_error_handlers
 from order_generation.api.middleware import BodySizeLimit, RequestContext, UnexpectedErrors
 from order_generation.api.openapi import install_openapi
 from order_generation.config import Settings
+from order_generation.service.models import ModelService
 from order_generation.service.rebalance import Globeco, RebalanceService
 from order_generation.service.sweeper import sweeping
 
@@ -52,6 +53,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         stack.push_async_callback(globeco.aclose)
         app.state.store = store
+        app.state.model_service = ModelService(store.models)
         app.state.rebalance_service = RebalanceService(
             store,
             globeco,
@@ -79,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    settings.named_api_keys  # noqa: B018  a malformed API_KEYS fails here, not per request
     app.add_middleware(UnexpectedErrors)  # innermost: its 500 passes every other middleware
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(
@@ -91,7 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestContext)
     install_error_handlers(app)
     install_docs(app)
-    install_openapi(app, api_key=settings.secret_key is not None)
+    install_openapi(app, api_key=settings.api_key_required)
     # A browser pointed at the service lands on its API docs.
     app.add_api_route("/", lambda: RedirectResponse("/docs"), include_in_schema=False)
     app.include_router(health.router)
@@ -101,4 +104,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(rebalances.router, dependencies=protected)
     app.include_router(preview.router, dependencies=protected)
     app.include_router(replay.router, dependencies=protected)
+    app.include_router(history.router, dependencies=protected)
     return app

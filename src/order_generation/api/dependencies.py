@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the services opened once by the lifespan."""
+"""FastAPI dependencies: the services opened once by the lifespan, and who is calling."""
 
 import hmac
 from typing import Annotated
@@ -13,14 +13,18 @@ from order_generation.config import Settings
 from order_generation.service.models import ModelService
 from order_generation.service.rebalance import RebalanceService
 
+# The actor named by the single SECRET_KEY (API_KEYS name theirs).
+SECRET_KEY_ACTOR = "api-key"
+
 
 def _store(request: Request) -> MongoStore:
     store: MongoStore = request.app.state.store
     return store
 
 
-def _model_service(store: Annotated[MongoStore, Depends(_store)]) -> ModelService:
-    return ModelService(store.models)
+def _model_service(request: Request) -> ModelService:
+    service: ModelService = request.app.state.model_service
+    return service
 
 
 def _rebalance_service(request: Request) -> RebalanceService:
@@ -33,17 +37,34 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 def require_api_key(
     request: Request, api_key: Annotated[str | None, Depends(_api_key_header)]
-) -> None:
-    """When SECRET_KEY is set, every API call must carry it in X-API-Key."""
+) -> str:
+    """When SECRET_KEY or API_KEYS is set, every API call must carry one of the keys in
+    X-API-Key. Answers the actor: the key's name, or the client's address without keys."""
     settings: Settings = request.app.state.settings
-    if settings.secret_key is None:
-        return
-    expected = settings.secret_key.get_secret_value().encode()
-    if api_key is None or not hmac.compare_digest(api_key.encode(), expected):
+    if not settings.api_key_required:
+        actor = request.client.host if request.client else "unknown"
+    else:
+        actor = _key_name(settings, api_key)
+    structlog.contextvars.bind_contextvars(principal=actor)
+    return actor
+
+
+def _key_name(settings: Settings, api_key: str | None) -> str:
+    keys = dict(settings.named_api_keys)
+    if settings.secret_key is not None:
+        keys.setdefault(SECRET_KEY_ACTOR, settings.secret_key)
+    given = (api_key or "").encode()
+    matches = [
+        name
+        for name, key in keys.items()
+        if hmac.compare_digest(given, key.get_secret_value().encode())
+    ]
+    if api_key is None or not matches:
         raise Unauthorized("a valid X-API-Key header is required")
-    structlog.contextvars.bind_contextvars(principal="api-key")
+    return matches[0]
 
 
 StoreDep = Annotated[MongoStore, Depends(_store)]
 ModelServiceDep = Annotated[ModelService, Depends(_model_service)]
 RebalanceServiceDep = Annotated[RebalanceService, Depends(_rebalance_service)]
+ActorDep = Annotated[str, Depends(require_api_key)]

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from order_generation.api.dependencies import ModelServiceDep
+from order_generation.api.dependencies import ActorDep, ModelServiceDep
 from order_generation.api.schemas import (
     ErrorBody,
     ModelBody,
@@ -53,55 +53,57 @@ async def get_model(model_id: StoredId, service: ModelServiceDep) -> ModelOut:
 
 
 @router.post("/models", status_code=status.HTTP_201_CREATED)
-async def create_model(body: ModelBody, service: ModelServiceDep) -> ModelOut:
-    return _out(await service.create(body.to_domain()))
+async def create_model(body: ModelBody, service: ModelServiceDep, actor: ActorDep) -> ModelOut:
+    return _out(await service.create(body.to_domain(), actor))
 
 
 @router.put("/model/{model_id}")
 @router.put("/models/{model_id}", include_in_schema=False)
 async def update_model(
-    model_id: StoredId, body: ModelUpdateBody, service: ModelServiceDep
+    model_id: StoredId, body: ModelUpdateBody, service: ModelServiceDep, actor: ActorDep
 ) -> ModelOut:
     model = body.to_domain(model_id, body.version)
-    return _out(await service.update(model, keep_policy=body.keeps_policy))
+    return _out(await service.update(model, actor, keep_policy=body.keeps_policy))
 
 
 @router.delete("/model/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
 @router.delete("/models/{model_id}", status_code=204, include_in_schema=False)
-async def delete_model(model_id: StoredId, version: Version, service: ModelServiceDep) -> None:
-    await service.delete(model_id, version)
+async def delete_model(
+    model_id: StoredId, version: Version, service: ModelServiceDep, actor: ActorDep
+) -> None:
+    await service.delete(model_id, version, actor)
 
 
 @router.post("/model/{model_id}/position")
 async def add_position(
-    model_id: StoredId, body: PositionBody, service: ModelServiceDep
+    model_id: StoredId, body: PositionBody, service: ModelServiceDep, actor: ActorDep
 ) -> ModelOut:
-    return _out(await service.add_position(model_id, body.to_domain()))
+    return _out(await service.add_position(model_id, body.to_domain(), actor))
 
 
 @router.put("/model/{model_id}/position")
 async def update_position(
-    model_id: StoredId, body: PositionBody, service: ModelServiceDep
+    model_id: StoredId, body: PositionBody, service: ModelServiceDep, actor: ActorDep
 ) -> ModelOut:
-    return _out(await service.update_position(model_id, body.to_domain()))
+    return _out(await service.update_position(model_id, body.to_domain(), actor))
 
 
 @router.delete("/model/{model_id}/position")
 async def remove_position(
-    model_id: StoredId, body: PositionBody, service: ModelServiceDep
+    model_id: StoredId, body: PositionBody, service: ModelServiceDep, actor: ActorDep
 ) -> ModelOut:
-    return _out(await service.remove_position(model_id, body.to_domain()))
+    return _out(await service.remove_position(model_id, body.to_domain(), actor))
 
 
 @router.post("/model/{model_id}/portfolio")
 async def add_portfolios(
-    model_id: StoredId, body: PortfoliosBody, service: ModelServiceDep
+    model_id: StoredId, body: PortfoliosBody, service: ModelServiceDep, actor: ActorDep
 ) -> ModelOut:
-    return _out(await service.add_portfolios(model_id, body.portfolios))
+    return _out(await service.add_portfolios(model_id, body.portfolios, actor))
 
 
 @router.delete("/model/{model_id}/portfolio")
 async def remove_portfolios(
-    model_id: StoredId, body: PortfoliosBody, service: ModelServiceDep
+    model_id: StoredId, body: PortfoliosBody, service: ModelServiceDep, actor: ActorDep
 ) -> ModelOut:
-    return _out(await service.remove_portfolios(model_id, body.portfolios))
+    return _out(await service.remove_portfolios(model_id, body.portfolios, actor))
