@@ -4,7 +4,7 @@ UV := $(PYTHON313) -m uv
 export UV_PYTHON := $(PYTHON313)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint sync bench-engine bench-service bench-load
+.PHONY: run test lint sync bench-engine bench-service bench-load bench-store
 
 sync:
 	@$(PYTHON313) -m uv --version >/dev/null 2>&1 || $(PYTHON313) -m pip install --quiet uv
@@ -29,3 +29,6 @@ bench-service: sync
 
 bench-load: sync
 	$(UV) run --frozen python -m bench.load $(ARGS)
+
+bench-store: sync
+	$(UV) run --frozen python -m bench.store $(ARGS)
