@@ -2,6 +2,7 @@
 
     python -m bench.store            # full run: 100,000 stored results, a 1,000 x 100 run
     python -m bench.store --quick    # the same steps at a small size (under a minute)
+    python -m bench.store --results 20000   # fill to 20,000 results only (checkpoints 0, 10%, 50%)
 
 Starts, each as a process stopped by its PID: the embedded MongoDB on a SQLite file in a
 temporary folder, as `serve` starts it, and `order-generation serve` on it (one worker). The
@@ -13,8 +14,9 @@ protocol) and reads them through the service's HTTP API. It prints:
    checkpoint up to 100,000, as a ratio to the first;
 2. the time to store a 1,000 x 100 model rebalance while GET /model/{id} is sent one
    request after another, and that GET's p50, p99 and longest answer;
-3. that run read back a page at a time (GET /rebalance/{id}/portfolios?offset=&limit=10),
-   one portfolio's positions, and the runs including 1,000 of its portfolio ids.
+3. that run read back a page at a time (GET /rebalance/{id}/portfolios?offset=&limit=10)
+   and one portfolio's positions; and the runs including 1,000 portfolio ids (of the
+   filling runs: a found run is answered whole).
 """
 
 import argparse
@@ -46,6 +48,7 @@ DATABASE = "bench-store"
 TARGET_GROWTH = 1.5  # time per stored result, last checkpoint / first
 TARGET_RUN_SECONDS = 30.0  # 1,000 x 100 stored
 TARGET_GET_P99_MS = 50.0  # GET /model/{id} meanwhile
+MODEL_PORTFOLIOS = 10**7  # the model run's first portfolio number: apart from the others
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,8 @@ async def model_run(
     poller = asyncio.create_task(poll(http, path, stop))
     await asyncio.sleep(1)  # a few quiet polls first
     started = time.perf_counter()
-    run = await store.runs.insert_rebalance(a_run("model", template, plan.portfolios))
+    model_run = a_run("model", template, plan.portfolios, MODEL_PORTFOLIOS)
+    run = await store.runs.insert_rebalance(model_run)
     seconds = time.perf_counter() - started
     stop.set()
     assert run.rebalance_id is not None
@@ -158,13 +162,14 @@ async def reads(http: httpx.AsyncClient, rebalance_id: str, plan: Plan) -> list[
     for offset in (0, plan.portfolios // 2, last):
         path = f"/api/v1/rebalance/{rebalance_id}/portfolios?offset={offset}&limit=10"
         rows.append((f"GET .../portfolios?offset={offset}&limit=10", await timed_get(http, path)))
-    positions = f"/api/v1/rebalance/{rebalance_id}/portfolio/P{last:023d}/positions"
+    portfolio = f"P{MODEL_PORTFOLIOS + last:023d}"
+    positions = f"/api/v1/rebalance/{rebalance_id}/portfolio/{portfolio}/positions"
     rows.append(("GET .../portfolio/{id}/positions (100)", await timed_get(http, positions)))
-    ids = [f"P{n:023d}" for n in range(plan.portfolios)]
+    ids = [f"P{n:023d}" for n in range(plan.fill_run)]  # in the first filling runs
     started = time.perf_counter()
     found = await http.post("/api/v1/rebalances/portfolios?limit=1", json={"portfolios": ids})
     found.raise_for_status()
-    label = f"POST /rebalances/portfolios ({len(ids):,} ids, first run)"
+    label = f"POST /rebalances/portfolios ({len(ids):,} ids of 1-position results)"
     rows.append((label, (time.perf_counter() - started) * 1000))
     return rows
 
@@ -192,7 +197,7 @@ async def bench(plan: Plan, folder: Path) -> None:
         try:
             console.print("Storing results ...")
             rows = await growth(store, plan)
-            async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+            async with httpx.AsyncClient(base_url=base_url, timeout=600) as http:
                 console.print(f"Storing a {plan.portfolios:,} x 100 run ...")
                 rebalance_id, seconds, polls = await model_run(store, http, plan)
                 read_rows = await reads(http, rebalance_id, plan)
@@ -249,7 +254,12 @@ def print_reads(rows: list[tuple[str, float]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small run of the same steps")
-    plan = QUICK if parser.parse_args().quick else FULL
+    parser.add_argument("--results", type=int, help="stored results to fill up to")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    if args.results:
+        last = args.results
+        plan = replace(plan, checkpoints=(0, last // 10, last // 2, last))
     with tempfile.TemporaryDirectory(prefix="bench-store-") as folder:
         asyncio.run(bench(plan, Path(folder)))
 

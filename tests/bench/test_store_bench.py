@@ -17,7 +17,7 @@ def test_the_quick_store_bench_prints_its_tables():
         "Time to store one portfolio result",
         "A 20 x 100 run stored while GET /model/{id} polls",
         "Reading that run back",
-        "POST /rebalances/portfolios (20 ids",
+        "POST /rebalances/portfolios (100 ids",
     ):
         assert title in done.stdout
     assert "last / first:" in done.stdout
