@@ -39,6 +39,7 @@ _DOCUMENTS_PER_COMMAND = 10
 # Ids per query: the embedded engine's SQL for `$in` fails from about 495 values ("Expression
 # tree is too large"), and a real MongoDB bounds a command to 16 MB; 200 fits both.
 _IDS_PER_QUERY = 200
+_CONCURRENT_LOOKUPS = 20  # portfolio ids looked up at once (one query each)
 _RUN_SORT_FIELDS = {
     "rebalance_id": "_id",
     "model_name": "model_name",
@@ -168,6 +169,12 @@ class RunStore:
                 by_run[doc["rebalance_id"]].append(doc)
         return [_stored_run(header, by_run[header["_id"]]) for header in headers]
 
+    async def _runs_of(self, portfolio_id: str) -> set[ObjectId]:
+        # One equality per id: the embedded engine answers it from the portfolio_id index,
+        # where an `$in` made it test every stored result against every id of the list.
+        found = self._results.find({"portfolio_id": portfolio_id}, {"rebalance_id": 1})
+        return {doc["rebalance_id"] async for doc in found}
+
     async def _header(self, rebalance_id: str) -> Document:
         key = {"_id": object_id(rebalance_id, "rebalance_id"), "status": _COMPLETE}
         header = await self._rebalances.find_one(key)
@@ -181,10 +188,9 @@ class RunStore:
         """The complete runs including any of `portfolio_ids`, sorted here in `order`: asked
         for a few ids at a time, their number has no bound a query could carry."""
         runs: set[ObjectId] = set()
-        for ids in _in_chunks(dict.fromkeys(portfolio_ids)):
-            query = {"portfolio_id": {"$in": ids}} | _FIRST_PART
-            found = self._results.find(query, {"rebalance_id": 1})
-            runs.update([doc["rebalance_id"] async for doc in found])
+        unique = list(dict.fromkeys(portfolio_ids))
+        for ids in batched(unique, _CONCURRENT_LOOKUPS, strict=False):
+            runs.update(*await asyncio.gather(*(self._runs_of(i) for i in ids)))
         headers: list[Document] = []
         for chunk in _in_chunks(runs):
             complete = {"_id": {"$in": chunk}, "status": _COMPLETE}
