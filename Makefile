@@ -4,7 +4,7 @@ UV := $(PYTHON313) -m uv
 export UV_PYTHON := $(PYTHON313)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint sync bench-engine bench-service bench-load audit
+.PHONY: run test lint sync bench-engine bench-service bench-load bench-store bench-campaign audit
 
 sync:
 	@$(PYTHON313) -m uv --version >/dev/null 2>&1 || $(PYTHON313) -m pip install --quiet uv
@@ -29,6 +29,12 @@ bench-service: sync
 
 bench-load: sync
 	$(UV) run --frozen python -m bench.load $(ARGS)
+
+bench-store: sync
+	$(UV) run --frozen python -m bench.store $(ARGS)
+
+bench-campaign: sync
+	$(UV) run --frozen python -m bench.campaign $(ARGS)
 
 # Known vulnerabilities in every locked dependency (dev tools included), looked up on PyPI's
 # advisory data. --strict fails when a package could not be looked up, so an audit that

@@ -1,7 +1,15 @@
-"""The embedded server's own process keeps its garbage collections short."""
+"""The embedded server: its own process keeps its garbage collections short, and the fixes
+to its engine keep the engine's answers."""
 
 import gc
 import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bson import Decimal128, Int64, ObjectId
+from pymongo import AsyncMongoClient
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from order_generation.adapters.embedded_mongo import EmbeddedMongo
 
@@ -21,3 +29,25 @@ def test_freezing_survivors_leaves_collections_only_the_new_objects():
     finally:
         mongo.stop()
         gc.unfreeze()
+
+
+async def test_the_tuned_engine_still_refuses_a_duplicate_id(tmp_path: Path):
+    """Equal numbers stored differently (1 and 1.0) as well as equal ObjectIds."""
+    mongo = EmbeddedMongo(tmp_path / "dup.sqlite")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo.start())
+    try:
+        collection = client["db"]["things"]
+        first = ObjectId()
+        await collection.insert_one({"_id": first, "n": Decimal128("1.5")})
+        await collection.insert_one({"_id": 1})
+        for duplicate in (first, 1.0, Int64(1)):
+            with pytest.raises(DuplicateKeyError):
+                await collection.insert_one({"_id": duplicate})
+        with pytest.raises(BulkWriteError, match="duplicate key"):
+            await collection.insert_many([{"_id": 2}, {"_id": 2.0}])
+        stored = await collection.find({}, {"_id": 1}).sort("_id", 1).to_list()
+        assert [doc["_id"] for doc in stored] == [1, 2, first]
+        assert (await collection.find_one({"_id": first}))["n"] == Decimal128("1.5")  # type: ignore[index]
+    finally:
+        await client.close()
+        mongo.stop()

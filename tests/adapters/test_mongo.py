@@ -216,15 +216,15 @@ async def test_a_failure_between_the_parts_of_a_portfolio_leaves_nothing(
     drifts[110] = drifts[110]._replace(security_id=object())  # type: ignore[arg-type]
     broken = replace(broken, result=replace(broken.result, drifts=tuple(drifts)))
     run = RebalanceRun("m" * 24, "model", datetime.now(UTC), (_outcome(0, 70, 50), broken))
-    written = []
-    insert_one = store.runs._results.insert_one
+    written: list[tuple[int, int]] = []
+    insert_many = store.runs._results.insert_many
 
-    async def counted(doc: Any, *args: Any, **kwargs: Any) -> Any:
-        outcome = await insert_one(doc, *args, **kwargs)
-        written.append((doc["index"], doc["part"]))
+    async def counted(docs: Any, *args: Any, **kwargs: Any) -> Any:
+        outcome = await insert_many(docs, *args, **kwargs)
+        written.extend((doc["index"], doc["part"]) for doc in docs)
         return outcome
 
-    store.runs._results.insert_one = counted  # type: ignore[method-assign, assignment]
+    store.runs._results.insert_many = counted  # type: ignore[method-assign, assignment]
 
     with pytest.raises(InvalidDocument):
         await store.runs.insert_rebalance(run)

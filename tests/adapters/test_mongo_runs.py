@@ -199,3 +199,63 @@ async def test_the_tickers_are_kept_with_the_positions(store: MongoStore, databa
     ):
         assert read.tickers == tickers
         assert read.run.outcomes == (outcome,)
+
+
+class Inserts(monitoring.CommandListener):
+    """The documents of each insert command, in the order they were sent."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "insert" and event.command["insert"] == "rebalance_portfolios":
+            self.commands.append(list(event.command["documents"]))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_small_results_share_an_insert_within_its_bounds(settings: Settings):
+    assert settings.mongodb_url is not None
+    inserts = Inserts()
+    store = MongoStore(settings.mongodb_url, settings.mongodb_database, event_listeners=[inserts])
+    await store.open()
+    run, _ = _big_run(40)  # 2 or 3 positions each, 55 + 5 for every seventh, failures
+    stored = await store.runs.insert_rebalance(run)
+    assert stored.rebalance_id is not None
+
+    documents = [doc for command in inserts.commands for doc in command]
+    assert [(d["index"], d["part"]) for d in documents] == sorted(
+        (d["index"], d["part"]) for d in documents
+    )
+    assert len(inserts.commands) < len(documents) / 3
+    for command in inserts.commands:
+        assert len(command) <= 10
+        assert sum(len(d.get("positions", ())) for d in command) <= 50 or len(command) == 1
+    assert (await store.runs.get_rebalance(stored.rebalance_id)).run.outcomes == run.outcomes
+    await store.close()
+
+
+async def test_runs_of_more_portfolios_than_one_query_carries(store: MongoStore):
+    """600 portfolio ids, more than the embedded engine takes in one `$in` (about 495)."""
+    ids = [f"P{n:023d}" for n in range(600)]  # the ids _failures gives
+    older = await store.runs.insert_rebalance(_run("all", _failures(600), DAY))
+    newer = await store.runs.insert_rebalance(_run("some", _failures(3), DAY + timedelta(1)))
+    await store.runs.insert_rebalance(
+        _run("other", (PortfolioFailure("Q" * 24, "X", "x"),), DAY + timedelta(2))
+    )
+
+    asked = [*reversed(ids), *(f"U{n:023d}" for n in range(600))]  # with 600 unknown ids
+    found = await store.runs.list_rebalances(0, 10, portfolio_ids=asked)
+    assert [s.run.rebalance_id for s in found] == [newer.rebalance_id, older.rebalance_id]
+    assert [len(s.outcomes) for s in found] == [3, 600]
+    by_name = await store.runs.list_rebalances(
+        1, 10, [("model_name", DESCENDING)], portfolio_ids=ids[500:]
+    )
+    assert [s.run.rebalance_id for s in by_name] == []  # only "all" holds 500-599: one run
+    [only] = await store.runs.list_rebalances(0, 10, portfolio_ids=ids[500:])
+    assert only.run.rebalance_id == older.rebalance_id
+    assert await store.runs.list_rebalances(0, 10, portfolio_ids=[]) == []

@@ -7,12 +7,21 @@ prints its URI, and stops on SIGTERM or when its standard input closes (its pare
 
 import asyncio
 import contextlib
+import copy
+import dataclasses
 import gc
 import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
+import bson
+import mongoeco.core.codec
+import mongoeco.engines.sqlite
+from mongoeco._types import _bson_values
+from mongoeco.core.identity import id_contains_numeric_value
+from mongoeco.core.operation_context import ChangePublicationPolicy
 from mongoeco.engines.memory import MemoryEngine
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
@@ -68,10 +77,70 @@ class EmbeddedMongo:
         self._loop.close()
 
     async def _serve(self) -> str:
-        engine = MemoryEngine() if self.path is None else SQLiteEngine(str(self.path))
+        _tune_engine()
+        engine = MemoryEngine() if self.path is None else _FastSQLiteEngine(str(self.path))
         self._server = AsyncMongoEcoProxyServer(engine=engine, host=self._host, port=self._port)
         address = await self._server.start()
         return str(address.uri)
+
+
+class _FastSQLiteEngine(SQLiteEngine):
+    """The SQLite engine without its cross-process change-stream outbox (the service opens
+    no change stream): with it, every write also serialised the whole document again and
+    ran a lease, a heartbeat thread and three commits on a second connection."""
+
+    capabilities = dataclasses.replace(SQLiteEngine.capabilities, change_delivery="none")
+
+    def _validate_document_against_unique_indexes(
+        self, db_name: str, coll_name: str, document: Any, **flags: Any
+    ) -> None:
+        # A single insert asked for a scan of the whole collection, decoding every stored
+        # document, to find an _id equal to this one but stored differently; only numbers
+        # (1 == 1.0) can be that, any other _id is found by its primary key.
+        if not id_contains_numeric_value(document.get("_id")):
+            flags["scan_payload_id"] = False
+        super()._validate_document_against_unique_indexes(db_name, coll_name, document, **flags)
+
+    def _decode_codec_payload(self, payload: Any, *, preserve_bson_wrappers: bool) -> Any:
+        # The engine looked up the codec's signature (inspect.signature) on every document.
+        return self._codec.decode(payload, preserve_bson_wrappers=preserve_bson_wrappers)
+
+
+_tuned = False
+
+
+def _tune_engine() -> None:
+    """Process-wide fixes to mongoeco's per-value work, each keeping its behaviour."""
+    global _tuned
+    if _tuned:
+        return
+    _tuned = True
+    module: Any = mongoeco.engines.sqlite
+    record_change = module._sqlite_append_change
+
+    def record_emitted_changes_only(conn: Any, *, context: Any, **change: Any) -> Any:
+        # Without change streams a write records a "gap" entry; no one reads it.
+        if context is not None and context.publication is ChangePublicationPolicy.RECORD_GAP:
+            return None
+        return record_change(conn, context=context, **change)
+
+    module._sqlite_append_change = record_emitted_changes_only
+    codec: Any = mongoeco.core.codec
+    validate_subtree = codec.validate_bson_value
+
+    def validate_keys_or_value(value: object) -> None:
+        # The encoder validates every node as it reaches it, so validating a document's whole
+        # subtree at each level validated each value once per level above it.
+        if isinstance(value, dict):
+            if not all(isinstance(key, str) for key in value):
+                raise TypeError("BSON document keys must be strings")
+            return
+        validate_subtree(value)
+
+    codec.validate_bson_value = validate_keys_or_value
+    # Immutable values: a deep copy of a document need not rebuild them one by one.
+    for immutable in (_bson_values.Decimal128, bson.Decimal128, bson.ObjectId):
+        copy._deepcopy_dispatch[immutable] = copy._deepcopy_atomic  # type: ignore[attr-defined]
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import batched
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
@@ -31,6 +32,14 @@ _PENDING, _COMPLETE, _DELETING = "pending", "complete", "deleting"
 # holds, and the embedded server, which runs one command at a time, never spends more than
 # ~20 ms on one write, so reads get in between (a real MongoDB pays more round trips).
 _POSITIONS_PER_DOCUMENT = 50
+# Consecutive parts go in one insert of at most this many positions and documents, so a
+# run of small portfolios pays one round trip per command, not per document.
+_POSITIONS_PER_COMMAND = 50
+_DOCUMENTS_PER_COMMAND = 10
+# Ids per query: the embedded engine's SQL for `$in` fails from about 495 values ("Expression
+# tree is too large"), and a real MongoDB bounds a command to 16 MB; 200 fits both.
+_IDS_PER_QUERY = 200
+_CONCURRENT_LOOKUPS = 20  # portfolio ids looked up at once (one query each)
 _RUN_SORT_FIELDS = {
     "rebalance_id": "_id",
     "model_name": "model_name",
@@ -83,9 +92,13 @@ class RunStore:
         header = _header_doc(run) | {"status": _PENDING, "version": 1, "created_at": now()}
         rebalance_id = (await self._rebalances.insert_one(header)).inserted_id
         try:
-            for index, outcome in enumerate(run.outcomes):
-                for doc in _outcome_docs(rebalance_id, index, outcome, tickers or {}):
-                    await self._results.insert_one(doc)
+            docs = (
+                doc
+                for index, outcome in enumerate(run.outcomes)
+                for doc in _outcome_docs(rebalance_id, index, outcome, tickers or {})
+            )
+            for command in _commands(docs):
+                await self._results.insert_many(command)
             complete = {"$set": {"status": _COMPLETE}}
             await self._rebalances.update_one({"_id": rebalance_id}, complete)
         except BaseException:
@@ -109,8 +122,10 @@ class RunStore:
         page = await firsts.to_list()
         if not page:
             return _stored_run(header, [])
-        rest = key | {"index": {"$in": [doc["index"] for doc in page]}, "part": {"$gt": 0}}
-        results = page + await self._results.find(rest).sort(_RESULT_ORDER).to_list()
+        indexes = {doc["index"] for doc in page}
+        span = {"$gte": page[0]["index"], "$lte": page[-1]["index"]}
+        rest = self._results.find(key | {"index": span, "part": {"$gt": 0}})
+        results = page + [doc async for doc in rest if doc["index"] in indexes]
         results.sort(key=lambda doc: (doc["index"], doc.get("part", 0)))
         return _stored_run(header, _joined(results))
 
@@ -138,25 +153,27 @@ class RunStore:
     ) -> list[StoredRun]:
         """Complete runs in `sort` order, ties by id; only those including one of
         `portfolio_ids` when given."""
-        query: Document = {"status": _COMPLETE}
-        if portfolio_ids is not None:
-            runs = await self._runs_including(portfolio_ids)
-            if not runs:
-                return []
-            query["_id"] = {"$in": runs}
         order = [(_RUN_SORT_FIELDS[field], direction) for field, direction in sort]
         if not any(field == "_id" for field, _ in order):
             order.append(("_id", order[-1][1] if order else DESCENDING))
-        cursor = self._rebalances.find(query).sort(order).skip(offset).limit(limit)
-        headers = await cursor.to_list()
-        ids = [header["_id"] for header in headers]
-        results = self._results.find({"rebalance_id": {"$in": ids}}).sort(
-            [("rebalance_id", ASCENDING), *_RESULT_ORDER]
-        )
-        by_run: dict[ObjectId, list[Document]] = {i: [] for i in ids}
-        for doc in _joined(await results.to_list()):
-            by_run[doc["rebalance_id"]].append(doc)
+        if portfolio_ids is None:
+            cursor = self._rebalances.find({"status": _COMPLETE}).sort(order)
+            headers = await cursor.skip(offset).limit(limit).to_list()
+        else:
+            headers = await self._headers_including(portfolio_ids, order)
+            headers = headers[offset : offset + limit]
+        by_run: dict[ObjectId, list[Document]] = {header["_id"]: [] for header in headers}
+        for ids in _in_chunks(by_run):
+            results = self._results.find({"rebalance_id": {"$in": ids}})
+            for doc in _joined(await results.sort(_RUNS_RESULT_ORDER).to_list()):
+                by_run[doc["rebalance_id"]].append(doc)
         return [_stored_run(header, by_run[header["_id"]]) for header in headers]
+
+    async def _runs_of(self, portfolio_id: str) -> set[ObjectId]:
+        # One equality per id: the embedded engine answers it from the portfolio_id index,
+        # where an `$in` made it test every stored result against every id of the list.
+        found = self._results.find({"portfolio_id": portfolio_id}, {"rebalance_id": 1})
+        return {doc["rebalance_id"] async for doc in found}
 
     async def _header(self, rebalance_id: str) -> Document:
         key = {"_id": object_id(rebalance_id, "rebalance_id"), "status": _COMPLETE}
@@ -165,12 +182,22 @@ class RunStore:
             raise NotFound(f"rebalance {rebalance_id} not found")
         return header
 
-    async def _runs_including(self, portfolio_ids: Sequence[str]) -> list[ObjectId]:
-        if not portfolio_ids:
-            return []
-        query = {"portfolio_id": {"$in": list(portfolio_ids)}} | _FIRST_PART
-        found = self._results.find(query, {"rebalance_id": 1})
-        return list({doc["rebalance_id"] async for doc in found})
+    async def _headers_including(
+        self, portfolio_ids: Sequence[str], order: SortSpec
+    ) -> list[Document]:
+        """The complete runs including any of `portfolio_ids`, sorted here in `order`: asked
+        for a few ids at a time, their number has no bound a query could carry."""
+        runs: set[ObjectId] = set()
+        unique = list(dict.fromkeys(portfolio_ids))
+        for ids in batched(unique, _CONCURRENT_LOOKUPS, strict=False):
+            runs.update(*await asyncio.gather(*(self._runs_of(i) for i in ids)))
+        headers: list[Document] = []
+        for chunk in _in_chunks(runs):
+            complete = {"_id": {"$in": chunk}, "status": _COMPLETE}
+            headers.extend(await self._rebalances.find(complete).to_list())
+        for field, direction in reversed(order):  # stable sorts, least significant key first
+            headers.sort(key=lambda header: header[field], reverse=direction == DESCENDING)
+        return headers
 
     async def delete_rebalance(self, rebalance_id: str, version: int) -> None:
         key = {"_id": object_id(rebalance_id, "rebalance_id")}
@@ -196,6 +223,27 @@ class RunStore:
 
 
 _RESULT_ORDER = [("index", ASCENDING), ("part", ASCENDING)]
+_RUNS_RESULT_ORDER = [("rebalance_id", ASCENDING), *_RESULT_ORDER]
+
+
+def _in_chunks[T](values: Iterable[T]) -> Iterator[list[T]]:
+    return (list(chunk) for chunk in batched(values, _IDS_PER_QUERY, strict=False))
+
+
+def _commands(docs: Iterable[Document]) -> Iterator[list[Document]]:
+    """Documents in order, grouped into inserts within the per-command bounds."""
+    command: list[Document] = []
+    positions = 0
+    for doc in docs:
+        size = len(doc.get("positions", ()))
+        full = len(command) == _DOCUMENTS_PER_COMMAND
+        if command and (full or positions + size > _POSITIONS_PER_COMMAND):
+            yield command
+            command, positions = [], 0
+        command.append(doc)
+        positions += size
+    if command:
+        yield command
 
 
 def _joined(results: Iterable[Document]) -> list[Document]:
