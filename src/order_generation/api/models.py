@@ -17,6 +17,8 @@ from order_generation.api.schemas import (
     Version,
 )
 from order_generation.domain.models import InvestmentModel
+from order_generation.service.models import SORTABLE_FIELDS
+from order_generation.service.sorting import sort_pattern
 
 router = APIRouter(
     prefix="/api/v1",
@@ -40,7 +42,10 @@ async def list_models(
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
     sort_by: Annotated[
         str | None,
-        Query(description="Comma list of model_id, name, last_rebalance_date; prefix + or -"),
+        Query(
+            description="Comma list of model_id, name, last_rebalance_date; prefix + or -",
+            json_schema_extra={"pattern": sort_pattern(SORTABLE_FIELDS)},
+        ),
     ] = None,
 ) -> list[ModelOut]:
     return [_out(m) for m in await service.list(offset, limit, sort_by)]

@@ -28,7 +28,7 @@ from order_generation.api.schemas import (
     Version,
 )
 from order_generation.domain.runs import PortfolioOutcome
-from order_generation.service.sorting import parse_sort
+from order_generation.service.sorting import parse_sort, sort_pattern
 
 router = APIRouter(
     prefix="/api/v1",
@@ -45,7 +45,8 @@ SortBy = Annotated[
     str | None,
     Query(
         description=f"Comma list of {', '.join(RUN_SORT_FIELDS)}; prefix + or -; "
-        f"default {DEFAULT_RUN_SORT}"
+        f"default {DEFAULT_RUN_SORT}",
+        json_schema_extra={"pattern": sort_pattern(RUN_SORT_FIELDS)},
     ),
 ]
 # A request needs a few dozen event-loop turns; a streamed answer gives this many per item, so
