@@ -24,10 +24,10 @@ which is the LP bound itself, so it is optimal and the search is skipped; if non
 the search runs as before. The counts come from a bounded subset sum (`exact_sum`): the
 reachable sums are the bits of one integer, each of ~log(count) pieces per ladder one
 shift-and-or, cut to the target's width. The capacity is large in units (10^7 and more), so
-the first ladders are filled greedily up to capacity - room and only the last `room` units
-are summed exactly, the room growing fourfold until the greedy part is empty (then no exact
-fill exists) or the sum would be wider than _WIDEST bits. With many small plateau weights
-the sums are dense, and a room of 2^18 to 2^20 units finds the fill in ~10 ms.
+a base is filled greedily up to capacity - room, keeping back up to `room` units of every
+ladder, and only the rest is summed exactly; the room grows fourfold until the base is empty
+(then no exact fill exists) or the sum would be wider than _WIDEST bits. With many small
+plateau weights the sums are dense: a room of 2^18 to 2^20 units finds the fill in ~10 ms.
 """
 
 from collections.abc import Iterable
