@@ -41,6 +41,8 @@ _FIRST_ROOM = 1 << 12
 """The capacity, in units of the weights' divisor, first left to the exact sum (x4 per try)."""
 _WIDEST = 1 << 21
 """The widest exact sum tried, in bits: about 60 shifts of 256 kB take some 10 ms."""
+_KEPT_BITS = 1 << 27
+"""At most this many bits (16 MB) of reachable sums are kept to walk the pieces back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +358,8 @@ def _exact_climbs(items: list[tuple[int, int]], target: int) -> list[int] | None
         if target - load >= _WIDEST:
             return None
         rest = [(w, c - b) for (w, c), b in zip(items, base, strict=True)]
+        if len(_pieces(rest, target - load)) * (target - load) > _KEPT_BITS:
+            return None
         found = exact_sum(rest, target - load)
         if found is not None:
             return [b + f for b, f in zip(base, found, strict=True)]
@@ -386,20 +390,28 @@ def exact_sum(items: list[tuple[int, int]], target: int) -> list[int] | None:
     (any count up to c is a sum of distinct pieces), each piece one shift and or. Walking
     the pieces back, a piece was used when the sum left was not reachable without it."""
     mask = (1 << (target + 1)) - 1
-    reach, pieces = 1, []
-    for i, (weight, count) in enumerate(items):
-        size = 1
-        while count > 0 and min(size, count) * weight <= target:
-            size = min(size, count)
-            pieces.append((i, size, reach))
-            reach = (reach | reach << (size * weight)) & mask
-            count -= size
-            size *= 2
+    reach, before = 1, []
+    for i, size in _pieces(items, target):
+        before.append(reach)
+        reach = (reach | reach << (size * items[i][0])) & mask
     if not reach >> target & 1:
         return None
     counts, left = [0] * len(items), target
-    for i, size, before in reversed(pieces):
-        if not before >> left & 1:
+    for (i, size), reached in zip(reversed(_pieces(items, target)), reversed(before), strict=True):
+        if not reached >> left & 1:
             counts[i] += size
             left -= size * items[i][0]
     return counts
+
+
+def _pieces(items: list[tuple[int, int]], target: int) -> list[tuple[int, int]]:
+    """(item, copies) of each piece: 1, 2, 4, ... and the remainder of every count, leaving
+    out pieces heavier than target (no sum up to target can use them)."""
+    pieces = []
+    for i, (weight, count) in enumerate(items):
+        size = min(1, count)
+        while size and size * weight <= target:
+            pieces.append((i, size))
+            count -= size
+            size = min(2 * size, count)
+    return pieces
