@@ -12,15 +12,37 @@ greedy solution (after Pisinger's expknap), so a search that would have to reach
 break is cut off early. Weights and values are first divided by their common divisors, so
 the bound counts only the capacity the weights can fill. A tie keeps the first optimum found,
 so the result depends only on the input order.
+
+Plateaus. When many rungs share the break rung's ratio r (every step outside a best-effort
+band is worth the penalty M + 1 per unit, every step below target 1 per unit), the bound
+V_greedy + free·r is reached only by a fill of exactly the capacity, and the search, which
+would have to find that subset sum by trying, rarely proves anything. So before searching,
+`_plateau_fill` looks for it directly: every rung of a higher ratio full (as in the greedy
+fill), rungs of a lower ratio empty, and the plateau's ladders climbed to counts whose
+weights sum to exactly the capacity left. Such a fill is worth V_H + r·(capacity - W_H),
+which is the LP bound itself, so it is optimal and the search is skipped; if none is found
+the search runs as before. The counts come from a bounded subset sum (`exact_sum`): the
+reachable sums are the bits of one integer, each of ~log(count) pieces per ladder one
+shift-and-or, cut to the target's width. The capacity is large in units (10^7 and more), so
+a base is filled greedily up to capacity - room, keeping back up to `room` units of every
+ladder, and only the rest is summed exactly; the room grows fourfold until the base is empty
+(then no exact fill exists) or the sum would be wider than _WIDEST bits. With many small
+plateau weights the sums are dense: a room of 2^18 to 2^20 units finds the fill in ~10 ms.
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from math import gcd
+from math import gcd, sumprod
 from time import perf_counter
 
 _CHECK_EVERY = 1024
 _MAX_DEPTH = 400
+_FIRST_ROOM = 1 << 12
+"""The capacity, in units of the weights' divisor, first left to the exact sum (x4 per try)."""
+_WIDEST = 1 << 21
+"""The widest exact sum tried, in bits: about 60 shifts of 256 kB take some 10 ms."""
+_KEPT_BITS = 1 << 27
+"""At most this many bits (16 MB) of reachable sums are kept to walk the pieces back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +147,7 @@ class _Core:
     def __init__(
         self, groups: list[_Group], capacity: int, deadline: float, node_limit: int
     ) -> None:
+        self.groups = groups
         self.counts = [g.count for g in groups]
         self.below = _neighbours(groups, range(len(groups)))
         self.above = _neighbours(groups, reversed(range(len(groups))))
@@ -148,7 +171,7 @@ class _Core:
         if brk == len(self.counts):
             return True
         self.root = value + (self.capacity - weight) * self.values[brk] // self.weights[brk]
-        if value >= self.root:
+        if value >= self.root or self._fill_plateau(brk):
             return True
         first_removal = brk if self.greedy[brk] else brk - 1
         try:
@@ -157,6 +180,15 @@ class _Core:
             return True
         except _Stop:
             return False
+        return True
+
+    def _fill_plateau(self, brk: int) -> bool:
+        """Whether the plateau around the break fills the capacity exactly; if so that fill,
+        which reaches the root bound, becomes the best."""
+        taken = _plateau_fill(self.groups, self.greedy, brk, self.capacity)
+        if taken is None or sumprod(taken, self.values) != self.root:
+            return False
+        self.best_taken, self.best_value = taken, self.root
         return True
 
     def _greedy(self) -> tuple[int, int, int]:
@@ -260,3 +292,126 @@ def _neighbours(groups: list[_Group], order: Iterable[int]) -> list[int | None]:
         found[k] = last.get(ladder)
         last[ladder] = k
     return found
+
+
+def _plateau_fill(
+    groups: list[_Group], greedy: list[int], brk: int, capacity: int
+) -> list[int] | None:
+    """Steps per group that fill the capacity exactly: every group before the plateau (the
+    groups of the break's ratio) full, the plateau's ladders climbed to an exact sum, the rest
+    empty; or None if no such fill was found. A ladder whose plateau rungs differ in weight
+    keeps its greedy steps. The fill reaches the LP bound, so it is optimal."""
+    start, end = _plateau(groups, brk)
+    if end - start < 2:
+        return None
+    taken = greedy[:start] + [0] * (len(groups) - start)
+    blocks: dict[int, list[int]] = {}
+    for k in range(start, end):
+        blocks.setdefault(groups[k].ladder, []).append(k)
+    climbs = []
+    for block in blocks.values():
+        if len({groups[k].weight for k in block}) == 1:
+            climbs.append(block)
+        else:
+            for k in block:
+                taken[k] = greedy[k]
+    if not climbs:
+        return None
+    free = capacity - sum(t * g.weight for t, g in zip(taken, groups, strict=True))
+    steps = _exact_climbs(
+        [(groups[b[0]].weight, sum(groups[k].count for k in b)) for b in climbs], free
+    )
+    if steps is None:
+        return None
+    for block, count in zip(climbs, steps, strict=True):
+        for k in block:
+            taken[k] = min(count, groups[k].count)
+            count -= taken[k]
+    return taken
+
+
+def _plateau(groups: list[_Group], brk: int) -> tuple[int, int]:
+    """The range of groups whose ratio equals the break group's (they are adjacent)."""
+    weight, value = groups[brk].weight, groups[brk].value
+
+    def level(k: int) -> bool:
+        return groups[k].value * weight == value * groups[k].weight
+
+    start, end = brk, brk + 1
+    while start > 0 and level(start - 1):
+        start -= 1
+    while end < len(groups) and level(end):
+        end += 1
+    return start, end
+
+
+def _exact_climbs(items: list[tuple[int, int]], target: int) -> list[int] | None:
+    """Counts c_i <= count_i of (weight, count) items with sum c_i·weight_i == target, if
+    found. A base is taken greedily up to target - room, and the rest of the sum is solved
+    exactly by `exact_sum`; the room grows fourfold until the base is empty (then no exact
+    sum exists) or the exact part grows wider than _WIDEST."""
+    if target % gcd(*(weight for weight, _ in items)):
+        return None
+    room = _FIRST_ROOM
+    while True:
+        base, load = _base(items, target - room, room)
+        if target - load >= _WIDEST:
+            return None
+        rest = [(w, c - b) for (w, c), b in zip(items, base, strict=True)]
+        if len(_pieces(rest, target - load)) * (target - load) > _KEPT_BITS:
+            return None
+        found = exact_sum(rest, target - load)
+        if found is not None:
+            return [b + f for b, f in zip(base, found, strict=True)]
+        if load == 0:
+            return None
+        room *= 4
+
+
+def _base(items: list[tuple[int, int]], load_to: int, room: int) -> tuple[list[int], int]:
+    """Counts filled greedily up to load_to, first keeping back room's worth of each item
+    (so every item can still move the exact sum), then, if short, taking those too."""
+    counts = [count for _, count in items]
+    kept = [count - min(count, room // weight) for weight, count in items]
+    base, load = [0] * len(items), 0
+    for limits in (kept, counts):
+        for i, (weight, _) in enumerate(items):
+            more = min(limits[i] - base[i], max(0, load_to - load) // weight)
+            base[i] += more
+            load += more * weight
+    return base, load
+
+
+def exact_sum(items: list[tuple[int, int]], target: int) -> list[int] | None:
+    """Counts c_i <= count_i with sum c_i·weight_i == target, or None if there are none.
+
+    The sums reachable so far are the set bits of one integer (bit s: sum s is reachable),
+    cut to target + 1 bits; an item of count c is added as pieces of 1, 2, 4, ... copies
+    (any count up to c is a sum of distinct pieces), each piece one shift and or. Walking
+    the pieces back, a piece was used when the sum left was not reachable without it."""
+    mask = (1 << (target + 1)) - 1
+    reach, before = 1, []
+    for i, size in _pieces(items, target):
+        before.append(reach)
+        reach = (reach | reach << (size * items[i][0])) & mask
+    if not reach >> target & 1:
+        return None
+    counts, left = [0] * len(items), target
+    for (i, size), reached in zip(reversed(_pieces(items, target)), reversed(before), strict=True):
+        if not reached >> left & 1:
+            counts[i] += size
+            left -= size * items[i][0]
+    return counts
+
+
+def _pieces(items: list[tuple[int, int]], target: int) -> list[tuple[int, int]]:
+    """(item, copies) of each piece: 1, 2, 4, ... and the remainder of every count, leaving
+    out pieces heavier than target (no sum up to target can use them)."""
+    pieces = []
+    for i, (weight, count) in enumerate(items):
+        size = min(1, count)
+        while size and size * weight <= target:
+            pieces.append((i, size))
+            count -= size
+            size = min(2 * size, count)
+    return pieces
