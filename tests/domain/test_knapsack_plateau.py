@@ -6,7 +6,8 @@ import itertools
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from order_generation.domain.knapsack import Ladder, Rung, exact_sum, fill
+from order_generation.domain.knapsack import Ladder, Rung, fill
+from order_generation.domain.subset_sum import exact_sum
 from tests.domain.test_rebalance_properties import knapsack_optimum
 
 Items = list[tuple[int, int]]
