@@ -100,3 +100,25 @@ async def test_versions_beyond_8_bytes_are_400_naming_them(client: httpx.AsyncCl
     policy = await send(client, "POST", f"{url}/rebalance", {"round_lot": TOO_BIG})
     assert_error(policy, 400, "VALIDATION_ERROR", "round_lot")
     assert (await client.get(url)).json() == model
+
+
+async def test_a_boolean_version_is_400_not_read_as_a_number(client: httpx.AsyncClient):
+    created = await send(client, "POST", f"{API}/models", {**model_body(), "version": False})
+    assert_error(created, 400, "VALIDATION_ERROR", "version")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/model/{id}", "DELETE, GET, PUT"),
+        ("GET", "/model/{id}/portfolio", "DELETE, POST"),
+        ("GET", "/model/{id}/position", "DELETE, POST, PUT"),
+    ],
+)
+async def test_a_405_lists_every_method_the_path_serves(
+    client: httpx.AsyncClient, method: str, path: str, allowed: str
+):
+    model = await create(client)
+    response = await client.request(method, API + path.format(id=model["model_id"]))
+    assert_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert response.headers["Allow"] == allowed

@@ -1,6 +1,7 @@
 """One handler per kind of failure, all answering the same `ErrorBody` shape."""
 
 import uuid
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -8,8 +9,10 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from order_generation.api.schemas import ErrorBody, ErrorDetail
 from order_generation.domain.errors import ServiceError
@@ -76,7 +79,29 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     code = _HTTP_CODES.get(error.status_code, "HTTP_ERROR")
     response = error_response(error.status_code, code, str(error.detail))
     response.headers.update(error.headers or {})
+    if error.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
     return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    scope = {"type": "http", "path": request.url.path, "method": ""}
+    return sorted(
+        method
+        for route in _api_routes(request.app.router.routes)
+        if route.matches(scope)[0] != Match.NONE
+        for method in route.methods or ()
+    )
+
+
+def _api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """The API routes, including those of included routers (which FastAPI wraps)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif (router := getattr(route, "original_router", None)) is not None:
+            yield from _api_routes(router.routes)
 
 
 def unexpected_error(path: str, error: Exception) -> JSONResponse:

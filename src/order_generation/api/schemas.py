@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -217,7 +218,7 @@ class ModelBody(Body):
     policy: PolicyBody | None = None
     model_id: Annotated[str | None, Field(description=_SERVER_OWNED)] = None
     last_rebalance_date: Annotated[datetime | None, Field(description=_SERVER_OWNED)] = None
-    version: Annotated[int | None, Field(description=_SERVER_OWNED)] = None
+    version: Annotated[StrictInt | None, Field(description=_SERVER_OWNED)] = None
 
     def to_domain(self, model_id: str | None = None, version: int = 1) -> InvestmentModel:
         return InvestmentModel(
