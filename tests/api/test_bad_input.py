@@ -122,3 +122,11 @@ async def test_a_405_lists_every_method_the_path_serves(
     response = await client.request(method, API + path.format(id=model["model_id"]))
     assert_error(response, 405, "METHOD_NOT_ALLOWED")
     assert response.headers["Allow"] == allowed
+
+
+async def test_a_405_on_a_fixed_path_lists_its_own_methods_not_a_templated_neighbours(
+    client: httpx.AsyncClient,
+):
+    response = await client.request("OPTIONS", f"{API}/rebalance/preview")
+    assert_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert response.headers["Allow"] == "POST"

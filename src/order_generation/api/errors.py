@@ -85,14 +85,16 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (Starlette names only the first route's)."""
+    """Every method some route serves at this path (Starlette names only the first route's);
+    a route of exactly this path hides templated ones (/rebalance/preview, not /{id})."""
     scope = {"type": "http", "path": request.url.path, "method": ""}
-    return sorted(
-        method
+    routes = [
+        route
         for route in _api_routes(request.app.router.routes)
         if route.matches(scope)[0] != Match.NONE
-        for method in route.methods or ()
-    )
+    ]
+    exact = [route for route in routes if route.path == request.url.path]
+    return sorted({method for route in exact or routes for method in route.methods or ()})
 
 
 def _api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:

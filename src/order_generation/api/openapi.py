@@ -33,6 +33,11 @@ RULES_NOT_IN_SCHEMA = (
         "a price is required for every security",
     ),
     ("a portfolio with a negative market value has no solution (422)", "no feasible solution"),
+    ("strings hold no NUL or lone surrogate characters", "must not contain NUL or lone surrogate"),
+    (
+        "an Idempotency-Key stands for one request: reused for another it is 422",
+        "was first used for another request",
+    ),
 )
 _TEXT_RULE = "Strings never hold NUL characters or lone surrogates (400 naming the field)."
 
