@@ -130,3 +130,9 @@ async def test_a_405_on_a_fixed_path_lists_its_own_methods_not_a_templated_neigh
     response = await client.request("OPTIONS", f"{API}/rebalance/preview")
     assert_error(response, 405, "METHOD_NOT_ALLOWED")
     assert response.headers["Allow"] == "POST"
+
+
+async def test_a_number_is_not_read_as_a_last_rebalance_date(client: httpx.AsyncClient):
+    body = {**model_body(), "last_rebalance_date": 0}
+    created = await send(client, "POST", f"{API}/models", body)
+    assert_error(created, 400, "VALIDATION_ERROR", "last_rebalance_date")

@@ -220,6 +220,14 @@ class ModelBody(Body):
     last_rebalance_date: Annotated[datetime | None, Field(description=_SERVER_OWNED)] = None
     version: Annotated[StrictInt | None, Field(description=_SERVER_OWNED)] = None
 
+    @field_validator("last_rebalance_date", mode="before")
+    @classmethod
+    def _date_as_text(cls, value: object) -> object:
+        """An ISO 8601 string, as the portal echoes it; a number is not read as a Unix time."""
+        if isinstance(value, int | float):
+            raise ValueError("must be an ISO 8601 date-time string")
+        return value
+
     def to_domain(self, model_id: str | None = None, version: int = 1) -> InvestmentModel:
         return InvestmentModel(
             name=self.name,
