@@ -14,7 +14,8 @@ from order_generation.adapters.mongo.documents import (
 )
 from order_generation.adapters.mongo.idempotency import IdempotencyStore
 from order_generation.adapters.mongo.models import ModelStore
-from order_generation.adapters.mongo.runs import RunStore, StoredRun
+from order_generation.adapters.mongo.run_documents import StoredRun
+from order_generation.adapters.mongo.runs import RunStore
 
 __all__ = [
     "IdempotencyStore",
