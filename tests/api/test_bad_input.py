@@ -124,12 +124,43 @@ async def test_a_405_lists_every_method_the_path_serves(
     assert response.headers["Allow"] == allowed
 
 
-async def test_a_405_on_a_fixed_path_lists_its_own_methods_not_a_templated_neighbours(
-    client: httpx.AsyncClient,
+@pytest.mark.parametrize("method", ["OPTIONS", "GET", "DELETE"])
+async def test_a_fixed_path_is_405_for_methods_it_does_not_serve_not_read_as_an_id(
+    client: httpx.AsyncClient, method: str
 ):
-    response = await client.request("OPTIONS", f"{API}/rebalance/preview")
+    # GET and DELETE /rebalance/{rebalance_id} would otherwise take "preview" for an id.
+    response = await client.request(method, f"{API}/rebalance/preview")
     assert_error(response, 405, "METHOD_NOT_ALLOWED")
     assert response.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("min_trade_quantity", False), ("round_lot", True), ("round_lot", "2")],
+)
+async def test_a_policy_integer_is_a_json_integer_not_a_boolean_or_string(
+    client: httpx.AsyncClient, field: str, value: Any
+):
+    body = {**model_body(), "policy": {field: value}}
+    created = await send(client, "POST", f"{API}/models", body)
+    assert_error(created, 400, "VALIDATION_ERROR", field)
+
+
+async def test_an_integral_number_is_an_integer(client: httpx.AsyncClient):
+    body = {**model_body(), "policy": {"round_lot": 2.0}}
+    created = await send(client, "POST", f"{API}/models", body)
+    assert created.status_code == 201, created.text
+    assert created.json()["policy"]["round_lot"] == 2
+
+
+async def test_a_position_with_target_0_is_checked_before_it_is_dropped(
+    client: httpx.AsyncClient,
+):
+    model = await create(client)
+    url = f"{API}/model/{model['model_id']}/position"
+    bad = {**position(), "security_id": SID, "target": "0", "high_drift": -1.0}
+    assert_error(await send(client, "POST", url, bad), 400, "VALIDATION_ERROR", "high_drift")
+    assert (await client.get(f"{API}/model/{model['model_id']}")).json() == model
 
 
 async def test_a_number_is_not_read_as_a_last_rebalance_date(client: httpx.AsyncClient):

@@ -262,8 +262,8 @@ async def test_portfolios_add_and_remove_ignore_duplicates_and_missing(client: h
         await client.request("DELETE", url, json={"portfolios": [new, entity_id("P")]})
     ).json()
     assert removed["portfolios"] == created["portfolios"]
-    response = await client.post(url, json={"portfolios": ["bad"]})
-    assert_error(response, 400, "VALIDATION_ERROR", "portfolios")
+    response = await client.post(url, json={"portfolios": [new, "bad"]})
+    assert_error(response, 400, "VALIDATION_ERROR", "portfolios[1]")  # as the request has it
 
 
 async def test_list_pages_and_sorts(client: httpx.AsyncClient):

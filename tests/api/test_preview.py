@@ -156,15 +156,25 @@ async def test_a_missing_price_is_400_naming_it(client: httpx.AsyncClient):
     assert response.json()["error"]["details"]["field"] == f"prices.{held}"
 
 
+async def test_every_price_given_is_checked_not_only_the_needed_ones(
+    client: httpx.AsyncClient,
+):
+    body = preview_body(BOOK, REGULAR, model=inline(BOOK))
+    body["prices"]["unused"] = 0
+    assert_error(await client.post(PREVIEW, json=body), 400, "VALIDATION_ERROR", "prices.unused")
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
         ({"model_id": "0" * 24}, "model_id"),
         ({"model": None}, "model"),
+        ({"model_id": None}, "model_id"),
         ({"model": {"positions": [position(target="0.123")]}}, "model.positions[0].target"),
         ({"model": {"name": "", "positions": []}}, "model.name"),
         ({"cash": "1.00000000001"}, "cash"),
         ({"holdings": {"X": 1.5}}, "holdings.X"),
+        ({"holdings": {"X": True}}, "holdings.X"),
         ({"prices": None}, "prices"),
     ],
 )

@@ -17,7 +17,7 @@ from order_generation.adapters.portfolio import PortfolioClient
 from order_generation.adapters.pricing import PricingClient
 from order_generation.adapters.security import SecurityClient
 from order_generation.api import health, history, models, preview, rebalances, replay
-from order_generation.api.dependencies import require_api_key
+from order_generation.api.dependencies import literal_paths_first, require_api_key
 from order_generation.api.docs import install_docs
 from order_generation.api.errors import install_error_handlers
 from order_generation.api.middleware import BodySizeLimit, RequestContext, UnexpectedErrors
@@ -99,7 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_api_route("/", lambda: RedirectResponse("/docs"), include_in_schema=False)
     app.include_router(health.router)
     app.include_router(health.metrics_router)
-    protected = [Depends(require_api_key)]
+    protected = [Depends(literal_paths_first), Depends(require_api_key)]
     app.include_router(models.router, dependencies=protected)
     app.include_router(rebalances.router, dependencies=protected)
     app.include_router(preview.router, dependencies=protected)

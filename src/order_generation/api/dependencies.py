@@ -4,11 +4,11 @@ import hmac
 from typing import Annotated
 
 import structlog
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader
 
 from order_generation.adapters.mongo import MongoStore
-from order_generation.api.errors import Unauthorized
+from order_generation.api.errors import Unauthorized, api_routes
 from order_generation.config import Settings
 from order_generation.service.models import ModelService
 from order_generation.service.rebalance import RebalanceService
@@ -30,6 +30,24 @@ def _model_service(request: Request) -> ModelService:
 def _rebalance_service(request: Request) -> RebalanceService:
     service: RebalanceService = request.app.state.rebalance_service
     return service
+
+
+def literal_paths_first(request: Request) -> None:
+    """A path a route serves as written (/rebalance/preview) is never an id of a templated
+    route (/rebalance/{rebalance_id}): its other methods are 405, as they are where no
+    template matches."""
+    route = request.scope["route"]
+    if "{" in route.path and request.url.path in _literal_paths(request):
+        raise HTTPException(405)
+
+
+def _literal_paths(request: Request) -> set[str]:
+    paths: set[str] | None = getattr(request.app.state, "literal_paths", None)
+    if paths is None:
+        routes = api_routes(request.app.router.routes)
+        paths = {route.path for route in routes if "{" not in route.path}
+        request.app.state.literal_paths = paths
+    return paths
 
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)

@@ -90,20 +90,20 @@ def _allowed_methods(request: Request) -> list[str]:
     scope = {"type": "http", "path": request.url.path, "method": ""}
     routes = [
         route
-        for route in _api_routes(request.app.router.routes)
+        for route in api_routes(request.app.router.routes)
         if route.matches(scope)[0] != Match.NONE
     ]
     exact = [route for route in routes if route.path == request.url.path]
     return sorted({method for route in exact or routes for method in route.methods or ()})
 
 
-def _api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
     """The API routes, including those of included routers (which FastAPI wraps)."""
     for route in routes:
         if isinstance(route, APIRoute):
             yield route
         elif (router := getattr(route, "original_router", None)) is not None:
-            yield from _api_routes(router.routes)
+            yield from api_routes(router.routes)
 
 
 def unexpected_error(path: str, error: Exception) -> JSONResponse:

@@ -10,6 +10,7 @@ from order_generation.api.schemas import (
     ModelBody,
     ModelOut,
     ModelUpdateBody,
+    NewPortfoliosBody,
     Offset,
     PortfoliosBody,
     PositionBody,
@@ -102,7 +103,7 @@ async def remove_position(
 
 @router.post("/model/{model_id}/portfolio")
 async def add_portfolios(
-    model_id: StoredId, body: PortfoliosBody, service: ModelServiceDep, actor: ActorDep
+    model_id: StoredId, body: NewPortfoliosBody, service: ModelServiceDep, actor: ActorDep
 ) -> ModelOut:
     return _out(await service.add_portfolios(model_id, body.portfolios, actor))
 

@@ -13,6 +13,7 @@ from order_generation.api.schemas import (
     Body,
     Cash,
     ErrorBody,
+    Integer,
     Name,
     PolicyBody,
     PositionBody,
@@ -56,7 +57,7 @@ class PreviewBody(Body):
     policy: PolicyBody | None = None
     portfolio_id: str | None = None
     portfolio_name: str | None = None
-    holdings: dict[str, int] = Field(default_factory=dict)
+    holdings: dict[str, Integer] = Field(default_factory=dict)
     cash: Cash = Decimal(0)
     prices: dict[str, Price]
 
@@ -88,6 +89,9 @@ async def preview_rebalance(
 
 
 async def _model(body: PreviewBody, models: ModelService) -> InvestmentModel:
+    for name in ("model", "model_id"):
+        if name in body.model_fields_set and getattr(body, name) is None:
+            raise InvalidInput(name, "must not be null; leave it out instead")
     if body.model is not None and body.model_id is not None:
         raise InvalidInput("model_id", "give either an inline model or a model_id, not both")
     if body.model_id is not None:

@@ -14,9 +14,9 @@ from pydantic import (
     AliasChoices,
     AliasGenerator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    StrictInt,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -71,13 +71,26 @@ MAX_VERSION = 2**63 - 1
 Version = Annotated[int, Query(ge=1, le=MAX_VERSION)]
 
 
+def _json_integer(value: object) -> object:
+    """A JSON integer (2 or 2.0) as the document's `integer` means it; pydantic would also
+    read true as 1 and "2" as 2."""
+    if isinstance(value, bool | str):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+# Last in an Annotated: before a Field's bounds, it hides them from the document.
+JSON_INTEGER = BeforeValidator(_json_integer)
+Integer = Annotated[int, JSON_INTEGER]
+
+
 def _int64(least: int) -> Any:
     """An 8-byte integer (pydantic's check); `least` is the domain's, documented here."""
     return Field(ge=-(2**63), le=MAX_VERSION, json_schema_extra={"minimum": least})
 
 
-Count = Annotated[int, _int64(0)]
-Lot = Annotated[int, _int64(1)]
+Count = Annotated[int, _int64(0), JSON_INTEGER]
+Lot = Annotated[int, _int64(1), JSON_INTEGER]
 # A stored model's or run's id: a MongoDB ObjectId (the store's check, `object_id`).
 StoredId = Annotated[str, Path(json_schema_extra={"pattern": "^[0-9a-fA-F]{24}$"})]
 
@@ -218,7 +231,7 @@ class ModelBody(Body):
     policy: PolicyBody | None = None
     model_id: Annotated[str | None, Field(description=_SERVER_OWNED)] = None
     last_rebalance_date: Annotated[datetime | None, Field(description=_SERVER_OWNED)] = None
-    version: Annotated[StrictInt | None, Field(description=_SERVER_OWNED)] = None
+    version: Annotated[int | None, Field(description=_SERVER_OWNED), JSON_INTEGER] = None
 
     @field_validator("last_rebalance_date", mode="before")
     @classmethod
@@ -246,7 +259,9 @@ class ModelUpdateBody(ModelBody):
     positions: list[PositionBody]
     portfolios: list[PortfolioId]
     version: Annotated[
-        int, Field(ge=1, le=MAX_VERSION, description="The version read; a stale one is 409")
+        int,
+        Field(ge=1, le=MAX_VERSION, description="The version read; a stale one is 409"),
+        JSON_INTEGER,
     ]
 
     @property
@@ -256,6 +271,12 @@ class ModelUpdateBody(ModelBody):
 
 class PortfoliosBody(Body):
     portfolios: list[str]
+
+
+class NewPortfoliosBody(PortfoliosBody):
+    """Portfolios to add to a model: ids, as a model holds them."""
+
+    portfolios: list[PortfolioId]
 
 
 class ModelOut(Schema):

@@ -42,7 +42,7 @@ def check_position(position: Position, where: str = "position") -> None:
 class InvestmentModel:
     """A named target allocation and the portfolios that follow it.
 
-    Construction enforces every model rule; positions with target 0 are dropped.
+    Construction enforces every model rule; positions with target 0 are checked, then dropped.
     """
 
     name: str
@@ -55,8 +55,10 @@ class InvestmentModel:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", self.name.strip())
-        object.__setattr__(self, "positions", tuple(p for p in self.positions if p.target != 0))
         _check_name(self.name)
+        for index, position in enumerate(self.positions):
+            check_position(position, f"positions[{index}]")
+        object.__setattr__(self, "positions", tuple(p for p in self.positions if p.target != 0))
         _check_positions(self.positions)
         _check_portfolios(self.portfolios)
 
@@ -88,6 +90,9 @@ class InvestmentModel:
         return replace(self, positions=positions)
 
     def with_portfolios_added(self, portfolios: Iterable[str]) -> "InvestmentModel":
+        portfolios = tuple(portfolios)
+        for index, portfolio_id in enumerate(portfolios):  # named as the request has them
+            check_id(portfolio_id, f"portfolios[{index}]")
         return replace(self, portfolios=tuple(dict.fromkeys((*self.portfolios, *portfolios))))
 
     def with_portfolios_removed(self, portfolios: Iterable[str]) -> "InvestmentModel":
@@ -103,8 +108,6 @@ def _check_name(name: str) -> None:
 
 
 def _check_positions(positions: tuple[Position, ...]) -> None:
-    for index, position in enumerate(positions):
-        check_position(position, f"positions[{index}]")
     if len(positions) > MAX_POSITIONS:
         raise InvalidInput("positions", f"at most {MAX_POSITIONS} positions with target > 0")
     ids = [p.security_id for p in positions]

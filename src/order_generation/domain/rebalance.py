@@ -427,8 +427,8 @@ def _check_holdings(holdings: Mapping[str, int]) -> None:
 
 def _check_prices(problem: RebalanceProblem) -> None:
     for sid in (*(p.security_id for p in problem.positions), *problem.holdings):
-        price = problem.prices.get(sid)
-        if price is None:
+        if sid not in problem.prices:
             raise InvalidInput(f"prices.{sid}", "a price is required for every security")
+    for sid, price in problem.prices.items():
         if not isinstance(price, Decimal) or not price.is_finite() or price <= 0:
             raise InvalidInput(f"prices.{sid}", "must be a decimal greater than 0")
