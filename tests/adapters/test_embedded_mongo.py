@@ -51,3 +51,32 @@ async def test_the_tuned_engine_still_refuses_a_duplicate_id(tmp_path: Path):
     finally:
         await client.close()
         mongo.stop()
+
+
+async def test_a_unique_index_on_an_array_still_refuses_a_value_another_document_holds(
+    tmp_path: Path,
+):
+    """The new document's keys are computed once per check (not once per stored document):
+    a conflict with the first, a middle and the last stored document is still found, and a
+    document changed after a refused write is checked by its new keys."""
+    mongo = EmbeddedMongo(tmp_path / "unique.sqlite")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo.start())
+    try:
+        models = client["db"]["models"]
+        followed = {"portfolios": {"$type": "string"}}
+        await models.create_index("portfolios", unique=True, partialFilterExpression=followed)
+        for n in range(20):
+            await models.insert_one({"name": n, "portfolios": [f"p{n}a", f"p{n}b"]})
+        for taken in ("p0a", "p9b", "p19b"):
+            with pytest.raises(DuplicateKeyError, match=taken):
+                await models.insert_one({"name": "new", "portfolios": ["free", taken]})
+        await models.insert_one({"name": "new", "portfolios": ["free", "also free"]})
+        with pytest.raises(DuplicateKeyError, match="p5a"):
+            await models.update_one({"name": "new"}, {"$push": {"portfolios": "p5a"}})
+        await models.update_one({"name": "new"}, {"$push": {"portfolios": "p20a"}})
+        stored = await models.find_one({"name": "new"})
+        assert stored is not None
+        assert stored["portfolios"] == ["free", "also free", "p20a"]
+    finally:
+        await client.close()
+        mongo.stop()

@@ -93,8 +93,11 @@ class RunStore:
 
     async def get_rebalance(self, rebalance_id: str) -> StoredRun:
         header = await self._header(rebalance_id)
-        results = self._results.find({"rebalance_id": header["_id"]}).sort(_RESULT_ORDER)
-        return stored_run(header, joined(await results.to_list()))
+        return stored_run(header, await self._results_of(header["_id"]))
+
+    async def _results_of(self, rebalance_id: ObjectId) -> list[Document]:
+        results = self._results.find({"rebalance_id": rebalance_id}).sort(_RESULT_ORDER)
+        return joined(await results.to_list())
 
     async def run_portfolios(self, rebalance_id: str, offset: int, limit: int) -> StoredRun:
         """A page of a run's rebalanced portfolios (failures are not in it), in run order;
@@ -146,12 +149,10 @@ class RunStore:
         else:
             headers = await self._headers_including(portfolio_ids, order)
             headers = headers[offset : offset + limit]
-        by_run: dict[ObjectId, list[Document]] = {header["_id"]: [] for header in headers}
-        for ids in _in_chunks(by_run):
-            results = self._results.find({"rebalance_id": {"$in": ids}})
-            for doc in joined(await results.sort(_RUNS_RESULT_ORDER).to_list()):
-                by_run[doc["rebalance_id"]].append(doc)
-        return [stored_run(header, by_run[header["_id"]]) for header in headers]
+        # One equality per run, as for _runs_of: with an `$in` the embedded engine read every
+        # stored result (1,000 ids over 2,000 results and one 1,000 x 100 run took 160 s).
+        results = await asyncio.gather(*(self._results_of(header["_id"]) for header in headers))
+        return [stored_run(h, found) for h, found in zip(headers, results, strict=True)]
 
     async def _runs_of(self, portfolio_id: str) -> set[ObjectId]:
         # One equality per id: the embedded engine answers it from the portfolio_id index,
@@ -207,7 +208,6 @@ class RunStore:
 
 
 _RESULT_ORDER = [("index", ASCENDING), ("part", ASCENDING)]
-_RUNS_RESULT_ORDER = [("rebalance_id", ASCENDING), *_RESULT_ORDER]
 
 
 def _in_chunks[T](values: Iterable[T]) -> Iterator[list[T]]:
