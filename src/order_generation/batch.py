@@ -16,6 +16,7 @@ JSON path, then the field.
 
 import csv
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
@@ -122,14 +123,21 @@ def read_policy(policy: Policy, path: Path | None, options: Mapping[str, str]) -
     if path is not None:
         body = _validate(path, TypeAdapter(PolicyBody), _load_json(path))
         policy = _over(policy, body, lambda field: f"{path}: {field}")
+    # Command-line values are text; the body's integers are JSON numbers.
+    typed = {
+        name: int(value) if _INTEGER.fullmatch(value) else value for name, value in options.items()
+    }
     try:
-        given = PolicyBody.model_validate(options)
+        given = PolicyBody.model_validate(typed)
     except ValidationError as error:
         first = error.errors()[0]
         name = str(first["loc"][0])
         text = f"{options[name]!r}: " if name in options else ""
         raise InvalidInput(_option(name), f"{text}{first['msg']}") from None
     return _over(policy, given, _option)
+
+
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 def _option(field: str) -> str:

@@ -161,6 +161,8 @@ def test_storage_encode_and_its_decode_answer_as_mongoeco(document: Any):
     same(lambda: DocumentCodec.decode, stored)
     same(lambda: lambda value: DocumentCodec.decode(value, preserve_bson_wrappers=True), stored)
     same(lambda: DocumentCodec.to_internal, document)
+    # An insert serialises the internal form (immutable dict and list subclasses).
+    same(lambda: lambda value: DocumentCodec.encode(DocumentCodec.to_internal(value)), document)
 
 
 @settings(max_examples=200, deadline=None)

@@ -20,7 +20,7 @@ import mongoeco.wire.bson_bridge
 import mongoeco.wire.protocol
 from mongoeco import Decimal128, ObjectId
 from mongoeco.core.bson_scalars import INT64_MAX, INT64_MIN, normalize_utc_bson_datetime
-from mongoeco.core.codec import DocumentCodec
+from mongoeco.core.codec import DocumentCodec, _InternalBsonArray, _InternalBsonDocument
 
 from order_generation.adapters.decimal128 import from_decimal128, to_decimal128
 
@@ -35,6 +35,15 @@ ORIGINAL_TO_PYMONGO = DocumentCodec.to_pymongo
 _ATOMIC = frozenset({str, float, bool, type(None)})
 _WIRE_ATOMIC = _ATOMIC | {int, datetime.datetime}
 _MARKER = DocumentCodec._MARKER
+# mongoeco's internal form: a dict and a list that refuse changes, encoded as dict and list.
+_DOCUMENTS: frozenset[type] = frozenset({dict, _InternalBsonDocument})
+_ARRAYS: frozenset[type] = frozenset({list, tuple, _InternalBsonArray})
+# Tagged values a stored run holds, read back as mongoeco's decode reads them.
+_TAGGED: dict[str, Callable[[Any], Any]] = {
+    "decimal128_public": Decimal128,
+    "datetime": datetime.datetime.fromisoformat,
+    "objectid": ObjectId,
+}
 
 
 def decode_wire_value(value: Any) -> Any:
@@ -70,12 +79,12 @@ def encode(data: Any) -> Any:
     kind = type(data)
     if kind in _ATOMIC or (kind is int and INT64_MIN <= data <= INT64_MAX):
         return data
-    if kind is dict and all(type(key) is str for key in data):
+    if kind in _DOCUMENTS and all(type(key) is str for key in data):
         encoded = {key: encode(value) for key, value in data.items()}
         if _MARKER in encoded and DocumentCodec._is_tagged_value(encoded):
             return DocumentCodec._tagged_value("dict", encoded)
         return encoded
-    if kind is list or kind is tuple:
+    if kind in _ARRAYS:
         return [encode(value) for value in data]
     if kind is datetime.datetime:
         return DocumentCodec._tagged_value(
@@ -91,7 +100,9 @@ def encode(data: Any) -> Any:
 def decode(data: Any, *, preserve_bson_wrappers: bool = False) -> Any:
     """mongoeco's storage form back to its values."""
     kind = type(data)
-    if kind is dict and _MARKER not in data:
+    if kind is dict and _MARKER in data:
+        return _decode_tagged(data, preserve_bson_wrappers)
+    if kind is dict:
         return {
             key: decode(value, preserve_bson_wrappers=preserve_bson_wrappers)
             if isinstance(value, dict | list)
@@ -105,6 +116,15 @@ def decode(data: Any, *, preserve_bson_wrappers: bool = False) -> Any:
             else value
             for value in data
         ]
+    return ORIGINAL_DECODE(data, preserve_bson_wrappers=preserve_bson_wrappers)
+
+
+def _decode_tagged(data: dict[str, Any], preserve_bson_wrappers: bool) -> Any:
+    payload = data[_MARKER]
+    if len(data) == 1 and type(payload) is dict and len(payload) == 2 and "value" in payload:
+        kind = payload.get("type")
+        if type(kind) is str and kind in _TAGGED:
+            return _TAGGED[kind](payload["value"])
     return ORIGINAL_DECODE(data, preserve_bson_wrappers=preserve_bson_wrappers)
 
 

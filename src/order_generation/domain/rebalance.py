@@ -426,9 +426,9 @@ def _check_holdings(holdings: Mapping[str, int]) -> None:
 
 
 def _check_prices(problem: RebalanceProblem) -> None:
-    for sid in (*(p.security_id for p in problem.positions), *problem.holdings):
-        if sid not in problem.prices:
-            raise InvalidInput(f"prices.{sid}", "a price is required for every security")
     for sid, price in problem.prices.items():
         if not isinstance(price, Decimal) or not price.is_finite() or price <= 0:
             raise InvalidInput(f"prices.{sid}", "must be a decimal greater than 0")
+    for sid in (*(p.security_id for p in problem.positions), *problem.holdings):
+        if sid not in problem.prices:
+            raise InvalidInput(f"prices.{sid}", "a price is required for every security")
