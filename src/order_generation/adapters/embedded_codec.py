@@ -36,8 +36,8 @@ _ATOMIC = frozenset({str, float, bool, type(None)})
 _WIRE_ATOMIC = _ATOMIC | {int, datetime.datetime}
 _MARKER = DocumentCodec._MARKER
 # mongoeco's internal form: a dict and a list that refuse changes, encoded as dict and list.
-_DOCUMENTS: frozenset[type] = frozenset({dict, _InternalBsonDocument})
-_ARRAYS: frozenset[type] = frozenset({list, tuple, _InternalBsonArray})
+_DOCUMENTS: frozenset[type] = frozenset((dict, _InternalBsonDocument))
+_ARRAYS: frozenset[type] = frozenset((list, tuple, _InternalBsonArray))
 # Tagged values a stored run holds, read back as mongoeco's decode reads them.
 _TAGGED: dict[str, Callable[[Any], Any]] = {
     "decimal128_public": Decimal128,
