@@ -58,7 +58,10 @@ async def test_indexes_exist_after_open(settings: Settings):
     assert "portfolios" in keys
     result_keys = [[field for field, _ in info["key"]] for info in result_indexes.values()]
     assert ["rebalance_id", "index", "part"] in result_keys
-    assert ["portfolio_id"] in result_keys
+    assert [
+        "portfolio_id",
+        "rebalance_id",
+    ] in result_keys  # the runs of a portfolio, from the index
 
 
 def _failures(count: int) -> tuple[PortfolioFailure, ...]:

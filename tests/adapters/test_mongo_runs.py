@@ -161,6 +161,20 @@ async def test_a_page_of_portfolios_reads_only_that_page(
     assert empty.run.outcomes == ()
 
 
+async def test_a_page_of_a_run_stored_before_headers_listed_failures(
+    store: MongoStore, database: Any
+):
+    run, succeeded = _big_run(40)
+    stored = await store.runs.insert_rebalance(run)
+    assert stored.rebalance_id is not None
+    header = {"_id": ObjectId(stored.rebalance_id)}
+    assert (await database["rebalances"].find_one(header))["failed_indexes"]
+    await database["rebalances"].update_one(header, {"$unset": {"failed_indexes": ""}})
+    for offset, limit in ((0, 10), (13, 10), (30, 10)):
+        page = await store.runs.run_portfolios(stored.rebalance_id, offset, limit)
+        assert page.run.outcomes == tuple(succeeded[offset : offset + limit])
+
+
 async def test_one_portfolio_of_a_run_reads_whole_or_is_not_found(store: MongoStore):
     run, succeeded = _big_run(15)
     stored = await store.runs.insert_rebalance(run)

@@ -26,7 +26,7 @@ from mongoeco.engines.memory import MemoryEngine
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
-from order_generation.adapters import embedded_codec
+from order_generation.adapters import embedded_codec, embedded_queries
 
 _START_TIMEOUT_SECONDS = 30.0
 
@@ -140,6 +140,7 @@ def _tune_engine() -> None:
         return
     _tuned = True
     embedded_codec.install()
+    embedded_queries.install()
     module: Any = mongoeco.engines.sqlite
     record_change = module._sqlite_append_change
 

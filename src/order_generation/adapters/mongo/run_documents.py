@@ -5,6 +5,7 @@ parts of at most _POSITIONS_PER_DOCUMENT positions (part 0 carries the portfolio
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from itertools import islice
 
 from bson import ObjectId
 
@@ -72,7 +73,24 @@ def header_doc(run: RebalanceRun) -> Document:
         "rebalance_date": run.rebalance_date,
         "number_of_portfolios": len(run.outcomes),
         "model_version": run.model_version,
+        # So that a page of the rebalanced portfolios is a range of indexes (few fail).
+        "failed_indexes": [
+            index
+            for index, outcome in enumerate(run.outcomes)
+            if isinstance(outcome, PortfolioFailure)
+        ],
     }
+
+
+def page_indexes(header: Document, offset: int, limit: int) -> list[int] | None:
+    """The indexes of the rebalanced portfolios `offset` to `offset + limit`, or None for a
+    run stored before its header listed its failures."""
+    failed = header.get("failed_indexes")
+    if failed is None:
+        return None
+    skipped = set(failed)
+    rebalanced = (i for i in range(header["number_of_portfolios"]) if i not in skipped)
+    return list(islice(rebalanced, offset, offset + limit))
 
 
 def _run_from_doc(

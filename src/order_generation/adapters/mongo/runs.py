@@ -25,6 +25,7 @@ from order_generation.adapters.mongo.run_documents import (
     header_doc,
     joined,
     outcome_docs,
+    page_indexes,
     stored_run,
 )
 from order_generation.domain.errors import NotFound
@@ -38,6 +39,7 @@ _DOCUMENTS_PER_COMMAND = 10
 # Ids per query: the embedded engine's SQL for `$in` fails from about 495 values ("Expression
 # tree is too large"), and a real MongoDB bounds a command to 16 MB; 200 fits both.
 _IDS_PER_QUERY = 200
+_OLD_PORTFOLIO_INDEX = "portfolio_id_1"
 _CONCURRENT_LOOKUPS = 20  # portfolio ids looked up at once (one query each)
 _RUN_SORT_FIELDS = {
     "rebalance_id": "_id",
@@ -66,7 +68,11 @@ class RunStore:
         await self._results.create_index(
             [("rebalance_id", ASCENDING), ("index", ASCENDING), ("part", ASCENDING)]
         )
-        await self._results.create_index("portfolio_id")
+        # The runs of a portfolio, read from the index alone (the embedded engine keeps a
+        # single-field index as array entries, which its lookups by string do not use).
+        await self._results.create_index([("portfolio_id", ASCENDING), ("rebalance_id", ASCENDING)])
+        if _OLD_PORTFOLIO_INDEX in await self._results.index_information():
+            await self._results.drop_index(_OLD_PORTFOLIO_INDEX)
         await self.sweep_unfinished_rebalances(timedelta(hours=1))
 
     async def insert_rebalance(
@@ -103,18 +109,32 @@ class RunStore:
         """A page of a run's rebalanced portfolios (failures are not in it), in run order;
         only that page's documents are read."""
         header = await self._header(rebalance_id)
+        indexes = page_indexes(header, offset, limit)
+        if indexes is None:
+            return stored_run(header, await self._page_of_older_run(header, offset, limit))
+        if not indexes:
+            return stored_run(header, [])
+        span = {"$gte": indexes[0], "$lte": indexes[-1]}
+        # The range also holds the failures among them; they are not read.
+        query = {"rebalance_id": header["_id"], "index": span, "error": {"$exists": False}}
+        found = await self._results.find(query).sort(_RESULT_ORDER).to_list()
+        return stored_run(header, joined(found))
+
+    async def _page_of_older_run(self, header: Document, offset: int, limit: int) -> list[Document]:
+        """A page of a run whose header does not list its failures: the first parts of the
+        rebalanced portfolios by skip and limit, then the later parts of just those."""
         key = {"rebalance_id": header["_id"]}
         succeeded = key | _FIRST_PART | {"error": {"$exists": False}}
         firsts = self._results.find(succeeded).sort("index", ASCENDING).skip(offset).limit(limit)
         page = await firsts.to_list()
         if not page:
-            return stored_run(header, [])
+            return []
         indexes = {doc["index"] for doc in page}
         span = {"$gte": page[0]["index"], "$lte": page[-1]["index"]}
         rest = self._results.find(key | {"index": span, "part": {"$gt": 0}})
         results = page + [doc async for doc in rest if doc["index"] in indexes]
         results.sort(key=lambda doc: (doc["index"], doc.get("part", 0)))
-        return stored_run(header, joined(results))
+        return joined(results)
 
     async def run_portfolio(self, rebalance_id: str, portfolio_id: str) -> StoredRun:
         """One rebalanced portfolio of a run; NotFound if the run did not rebalance it."""

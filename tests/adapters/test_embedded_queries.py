@@ -1,0 +1,72 @@
+"""Comparisons translated with the index term answer what mongoeco's own translation
+answers, query for query, on the same kinds of stored values."""
+
+import contextlib
+import datetime
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mongoeco.engines.sqlite
+import mongoeco.engines.sqlite_query
+from bson import Decimal128, ObjectId
+from pymongo import AsyncMongoClient
+
+from order_generation.adapters import embedded_queries
+from order_generation.adapters.embedded_mongo import EmbeddedMongo
+
+MODULES = (mongoeco.engines.sqlite_query, mongoeco.engines.sqlite)
+
+# A field of one kind per collection, as the service stores them: the engine translates to
+# SQL only then (mixed kinds are filtered in Python), and a mixed one shows the fallback.
+STORED: dict[str, list[Any]] = {
+    "numbers": [0, 1, 2.5, -3, 10**12, 7],
+    "strings": ["a", "b", "P1", "", "1", "P10"],
+    "mixed": [None, True, 0, 2.5, "a", "", [1, "a"], {"x": 1}, ObjectId(), Decimal128("1"),
+              datetime.datetime(2026, 1, 1)],
+}  # fmt: skip
+ASKED: list[Any] = [0, 1, 2.5, -3, 10**12, "a", "P1", "", "1"]
+OPERATORS = ["$eq", "$gt", "$gte", "$lt", "$lte", "$ne"]
+
+
+async def _answers(path: Path) -> dict[str, list[int]]:
+    mongo = EmbeddedMongo(path)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo.start())
+    try:
+        answers = {}
+        for name, stored in STORED.items():
+            things = client["db"][name]
+            await things.create_index([("f", 1), ("g", 1)])  # the engine's expression index
+            docs = [{"_id": i, "f": value, "g": i % 3} for i, value in enumerate(stored)]
+            await things.insert_many([*docs, {"_id": len(docs), "g": 1}])  # one without f
+            for value in ASKED:
+                for operator in OPERATORS:
+                    for query in ({"f": {operator: value}}, {"f": {operator: value}, "g": 1}):
+                        found = await things.find(query, {"_id": 1}).sort("_id", 1).to_list()
+                        answers[f"{name} {query!r}"] = [doc["_id"] for doc in found]
+        return answers
+    finally:
+        await client.close()
+        mongo.stop()
+
+
+@contextlib.contextmanager
+def mongoeco_own_translation() -> Iterator[None]:
+    names = ("_translate_scalar_equals", "_translate_same_type_comparison")
+    saved = [(module, name, getattr(module, name)) for module in MODULES for name in names]
+    for module in MODULES:
+        module._translate_scalar_equals = embedded_queries._ORIGINAL_EQUALS  # type: ignore[attr-defined]
+        module._translate_same_type_comparison = embedded_queries._ORIGINAL_COMPARISON  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for module, name, function in saved:
+            setattr(module, name, function)
+
+
+async def test_the_index_term_changes_no_answer(tmp_path: Path):
+    with mongoeco_own_translation():
+        expected = await _answers(tmp_path / "own.sqlite")
+    embedded_queries.install()
+    assert await _answers(tmp_path / "indexed.sqlite") == expected
+    assert any(expected.values())  # not a comparison of empty answers
