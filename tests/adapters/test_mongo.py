@@ -157,9 +157,11 @@ async def test_a_large_portfolio_is_stored_in_parts_and_reads_back_exactly(
     stored = await store.runs.insert_rebalance(run)
 
     assert await _parts(database, stored.rebalance_id) == [
-        (0, 0, 50),
-        (0, 1, 50),
-        (0, 2, 20),
+        (0, 0, 25),
+        (0, 1, 25),
+        (0, 2, 25),
+        (0, 3, 25),
+        (0, 4, 20),
         (1, 0, 0),
         (2, 0, 4),
     ]
@@ -175,16 +177,16 @@ async def test_a_large_portfolio_is_stored_in_parts_and_reads_back_exactly(
     assert found.outcomes == run.outcomes
 
 
-async def test_fifty_positions_fill_one_document_and_fifty_one_need_two(
+async def test_twenty_five_positions_fill_one_document_and_twenty_six_need_two(
     store: MongoStore, database: Any
 ):
     run = RebalanceRun(
-        "m" * 24, "model", datetime.now(UTC), (_outcome(0, 50, 0), _outcome(1, 40, 11))
+        "m" * 24, "model", datetime.now(UTC), (_outcome(0, 25, 0), _outcome(1, 20, 6))
     )
 
     stored = await store.runs.insert_rebalance(run)
 
-    assert await _parts(database, stored.rebalance_id) == [(0, 0, 50), (1, 0, 50), (1, 1, 1)]
+    assert await _parts(database, stored.rebalance_id) == [(0, 0, 25), (1, 0, 25), (1, 1, 1)]
     assert stored.rebalance_id is not None
     assert (await store.runs.get_rebalance(stored.rebalance_id)).outcomes == run.outcomes
 
@@ -215,7 +217,7 @@ async def test_a_failure_between_the_parts_of_a_portfolio_leaves_nothing(
 ):
     broken = _outcome(1, 70, 50)
     drifts = list(broken.result.drifts)
-    # position 110 is in part 2 (positions 100-119), and an object() id cannot be encoded
+    # position 110 is in part 4 (positions 100-119), and an object() id cannot be encoded
     drifts[110] = drifts[110]._replace(security_id=object())  # type: ignore[arg-type]
     broken = replace(broken, result=replace(broken.result, drifts=tuple(drifts)))
     run = RebalanceRun("m" * 24, "model", datetime.now(UTC), (_outcome(0, 70, 50), broken))
@@ -232,7 +234,7 @@ async def test_a_failure_between_the_parts_of_a_portfolio_leaves_nothing(
     with pytest.raises(InvalidDocument):
         await store.runs.insert_rebalance(run)
 
-    assert written == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
+    assert written == [*((0, part) for part in range(5)), *((1, part) for part in range(4))]
     assert await store.runs.list_rebalances(0, 10) == []
     assert await database["rebalances"].count_documents({}) == 0
     assert await database["rebalance_portfolios"].count_documents({}) == 0

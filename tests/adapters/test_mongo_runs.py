@@ -153,7 +153,7 @@ async def test_a_page_of_portfolios_reads_only_that_page(
         expected = succeeded[offset : offset + limit]
         assert page.run.outcomes == tuple(expected)
         assert page.number_of_portfolios == 120
-        parts = sum(2 if len(o.result.drifts) > 50 else 1 for o in expected)
+        parts = sum(-(-len(o.result.drifts) // 25) for o in expected)  # 25 positions a part
         assert listener.documents.get("rebalance_portfolios", 0) == parts
         assert listener.documents.get("rebalances", 0) == 1  # the header
 
@@ -248,7 +248,7 @@ async def test_small_results_share_an_insert_within_its_bounds(settings: Setting
     assert len(inserts.commands) < len(documents) / 3
     for command in inserts.commands:
         assert len(command) <= 10
-        assert sum(len(d.get("positions", ())) for d in command) <= 50 or len(command) == 1
+        assert sum(len(d.get("positions", ())) for d in command) <= 25 or len(command) == 1
     assert (await store.runs.get_rebalance(stored.rebalance_id)).run.outcomes == run.outcomes
     await store.close()
 

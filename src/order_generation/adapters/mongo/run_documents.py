@@ -17,8 +17,8 @@ from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, Reb
 # A portfolio result is stored as parts of at most this many positions, each written by a
 # command of its own: no document nears MongoDB's 16 MB however many securities a portfolio
 # holds, and the embedded server, which runs one command at a time, never spends more than
-# ~20 ms on one write, so reads get in between (a real MongoDB pays more round trips).
-_POSITIONS_PER_DOCUMENT = 50
+# ~5-10 ms on one write, so reads get in between (a real MongoDB pays more round trips).
+_POSITIONS_PER_DOCUMENT = 25
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from order_generation.domain.runs import RebalanceRun
 _PENDING, _COMPLETE, _DELETING = "pending", "complete", "deleting"
 # Consecutive parts go in one insert of at most this many positions and documents, so a
 # run of small portfolios pays one round trip per command, not per document.
-_POSITIONS_PER_COMMAND = 50
+_POSITIONS_PER_COMMAND = 25
 _DOCUMENTS_PER_COMMAND = 10
 # Ids per query: the embedded engine's SQL for `$in` fails from about 495 values ("Expression
 # tree is too large"), and a real MongoDB bounds a command to 16 MB; 200 fits both.
