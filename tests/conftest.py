@@ -11,6 +11,7 @@ from pymongo import AsyncMongoClient
 from order_generation.adapters.embedded_mongo import EmbeddedMongo
 from order_generation.config import Settings
 from tests.support.app import app_client
+from tests.support.simulator import SimulatorProcess, run_simulator
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +40,10 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process, lifespan included."""
     async with app_client(settings) as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def simulator(request: pytest.FixtureRequest) -> Iterator[SimulatorProcess]:
+    """The GlobeCo simulator serving the test module's `BOOK`, one process per module."""
+    with run_simulator(request.module.BOOK.scenario) as process:
+        yield process

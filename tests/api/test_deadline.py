@@ -1,6 +1,6 @@
 """One deadline per rebalance request over all its GlobeCo calls: past it a 503, nothing stored."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -9,15 +9,9 @@ from order_generation.config import Settings
 from tests.api.book import make_book
 from tests.api.test_models_api import API, assert_error
 from tests.support.app import app_client
-from tests.support.simulator import SimulatorProcess, run_simulator
+from tests.support.simulator import SimulatorProcess
 
 BOOK = make_book(portfolios=6)
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatorProcess]:
-    with run_simulator(BOOK.scenario) as process:
-        yield process
 
 
 @pytest.fixture

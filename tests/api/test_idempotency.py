@@ -2,7 +2,7 @@
 service instances, a request is sent."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,16 +16,10 @@ from order_generation.service.idempotency import request_fingerprint
 from tests.api.book import make_book
 from tests.api.test_models_api import API, assert_error
 from tests.support.app import app_client
-from tests.support.simulator import SimulatorProcess, run_simulator
+from tests.support.simulator import SimulatorProcess
 
 BOOK = make_book(portfolios=6)
 PORTFOLIO, OTHER = BOOK.model["portfolios"][:2]
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatorProcess]:
-    with run_simulator(BOOK.scenario) as process:
-        yield process
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """What-if rebalances agree with the engine and a real rebalance; they call and store nothing."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +14,7 @@ from tests.api.book import Book, check_orders, make_book
 from tests.api.model_factory import entity_id, model_body, position
 from tests.api.test_models_api import API, DEFAULT_POLICY_OUT, assert_error, create
 from tests.support.app import app_client
-from tests.support.simulator import SimulatorProcess, run_simulator
+from tests.support.simulator import SimulatorProcess
 
 PREVIEW = f"{API}/rebalance/preview"
 BOOK = make_book(portfolios=6)
@@ -37,12 +37,6 @@ def preview_body(book: Book, which: str, **fields: Any) -> dict[str, Any]:
 
 def inline(book: Book) -> dict[str, Any]:
     return {"name": book.model["name"], "positions": book.model["positions"]}
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatorProcess]:
-    with run_simulator(BOOK.scenario) as process:
-        yield process
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,17 +18,11 @@ from order_generation.service import rebalance as rebalance_service
 from tests.api.book import EXPENSIVE, check_orders, make_book, pid, sid
 from tests.api.test_models_api import API, DEFAULT_POLICY_OUT, assert_error
 from tests.support.app import app_client
-from tests.support.simulator import SimulatorProcess, run_simulator
+from tests.support.simulator import SimulatorProcess
 
 BOOK = make_book(portfolios=100)
 REGULAR = [p.portfolio_id for p in BOOK.scenario.portfolios[:96]]
 NEW, CASH_ONLY, OUTSIDE_MODEL, TOO_SMALL = (p.portfolio_id for p in BOOK.scenario.portfolios[96:])
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatorProcess]:
-    with run_simulator(BOOK.scenario) as process:
-        yield process
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 (its own process), stored through the real driver in the embedded MongoDB, then tampered with
 in the database directly."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ from order_generation.domain.rebalance import RebalanceProblem, solve
 from tests.api.book import make_book
 from tests.api.test_models_api import API, assert_error
 from tests.support.app import app_client
-from tests.support.simulator import SimulatorProcess, run_simulator
+from tests.support.simulator import SimulatorProcess
 
 BOOK = make_book(portfolios=12, seed=5)
 PORTFOLIOS = BOOK.model["portfolios"]
@@ -35,12 +35,6 @@ POLICIES = [
     {"round_lot": 10, "min_trade_value": "2500", "bands": "best_effort"},
     {"mode": "buy_only", "round_lots": {FIRST: 25}},
 ]
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatorProcess]:
-    with run_simulator(BOOK.scenario) as process:
-        yield process
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ service (`GET /rebalance/{id}`), made by a real model rebalance against the Glob
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from order_generation.config import Settings
 from tests.api.book import make_book
 from tests.api.test_models_api import API
 from tests.support.app import app_client
-from tests.support.simulator import SimulatorProcess, run_simulator
+from tests.support.simulator import SimulatorProcess
 
 CLI = Path(sys.executable).parent / "order-generation"
 BOOK = make_book(portfolios=8, seed=3)
@@ -30,12 +30,6 @@ def replay(*args: object, stdin: str | None = None) -> subprocess.CompletedProce
     )
     assert "Traceback" not in done.stderr, done.stderr
     return done
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatorProcess]:
-    with run_simulator(BOOK.scenario) as process:
-        yield process
 
 
 @pytest.fixture

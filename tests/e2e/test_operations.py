@@ -14,16 +14,10 @@ import pytest
 from order_generation.config import GLOBECO_URL_FIELDS
 from tests.api.book import make_book
 from tests.support.service import ServiceProcess, running_service
-from tests.support.simulator import SimulatorProcess, run_simulator
+from tests.support.simulator import SimulatorProcess
 
 API = "/api/v1"
 BOOK = make_book(portfolios=12, seed=5)
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatorProcess]:
-    with run_simulator(BOOK.scenario) as process:
-        yield process
 
 
 def _env(tmp_path: Path, simulator: SimulatorProcess, **extra: str) -> dict[str, str]:

@@ -16,16 +16,10 @@ import pytest
 
 from tests.api.book import make_book
 from tests.support.service import SERVICE, START_TIMEOUT_SECONDS, ServiceProcess, free_port
-from tests.support.simulator import SimulatorProcess, run_simulator
+from tests.support.simulator import SimulatorProcess
 
 API = "/api/v1"
 BOOK = make_book(portfolios=4, seed=11)
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatorProcess]:
-    with run_simulator(BOOK.scenario) as process:
-        yield process
 
 
 @pytest.fixture
