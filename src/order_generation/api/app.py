@@ -23,8 +23,9 @@ from order_generation.api.errors import install_error_handlers
 from order_generation.api.middleware import BodySizeLimit, RequestContext, UnexpectedErrors
 from order_generation.api.openapi import install_openapi
 from order_generation.config import Settings
+from order_generation.service.globeco import Globeco
 from order_generation.service.models import ModelService
-from order_generation.service.rebalance import Globeco, RebalanceService
+from order_generation.service.rebalance import RebalanceService
 from order_generation.service.sweeper import sweeping
 
 log = structlog.get_logger(__name__)

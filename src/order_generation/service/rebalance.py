@@ -1,9 +1,10 @@
-"""Rebalance use cases: gather holdings and prices, solve off the event loop, store the run."""
+"""Rebalance use cases: read from GlobeCo (service/globeco.py), solve off the event loop,
+store the run."""
 
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -13,12 +14,8 @@ from typing import Any
 
 import structlog
 
-from order_generation.adapters.accounting import AccountingClient, PortfolioHoldings
 from order_generation.adapters.deadline import DeadlineExceeded, deadline, time_left
 from order_generation.adapters.mongo import MongoStore
-from order_generation.adapters.portfolio import PortfolioClient
-from order_generation.adapters.pricing import PricingClient
-from order_generation.adapters.security import SecurityClient
 from order_generation.domain.errors import NotFound, Overloaded, ServiceError, UpstreamUnavailable
 from order_generation.domain.ids import check_id
 from order_generation.domain.models import InvestmentModel
@@ -31,31 +28,16 @@ from order_generation.metrics import (
     REBALANCES_IN_FLIGHT,
     SOLVER_DURATION,
 )
+from order_generation.service.globeco import Globeco, PortfolioReads
 from order_generation.service.idempotency import request_fingerprint, run_once
 
 log = structlog.get_logger(__name__)
-# The name only decorates a result: a slow Portfolio service must not hold the rebalance up.
-NAME_WAIT_SECONDS = 1.0
 # A model rebalance reads holdings for up to this many portfolios per solver slot, so the
 # solvers never wait on a GlobeCo round trip.
 READ_AHEAD = 2
 
 PolicyChanges = Mapping[str, Any]
 """Policy fields given with a request; they replace the same fields of the model's policy."""
-
-
-@dataclass(frozen=True)
-class Globeco:
-    """The four GlobeCo services the rebalance reads from."""
-
-    accounting: AccountingClient
-    security: SecurityClient
-    pricing: PricingClient
-    portfolio: PortfolioClient
-
-    async def aclose(self) -> None:
-        for client in (self.accounting, self.security, self.pricing, self.portfolio):
-            await client.aclose()
 
 
 @dataclass(frozen=True)
@@ -129,7 +111,7 @@ class RebalanceService:
         self, portfolio_id: str, policy: PolicyChanges | None, tickers: dict[str, str]
     ) -> tuple[InvestmentModel, PortfolioOutcome]:
         # The holdings and the name do not depend on the model: read them while it loads.
-        reads = _Reads.start(self._globeco, portfolio_id)
+        reads = PortfolioReads.start(self._globeco, portfolio_id)
         try:
             following = await self._store.models.models_following([portfolio_id])
             if not following:
@@ -219,7 +201,7 @@ class RebalanceService:
     async def _rebalance_all(
         self, model: InvestmentModel, tickers: dict[str, str]
     ) -> tuple[PortfolioOutcome | PortfolioFailure, ...]:
-        await self._warm_caches(model, tickers)
+        await self._globeco.warm_caches(model, tickers)
         window = asyncio.Semaphore(self._concurrency * READ_AHEAD)
         solving = asyncio.Semaphore(self._concurrency)
 
@@ -304,7 +286,7 @@ class RebalanceService:
         solving: asyncio.Semaphore,
     ) -> PortfolioOutcome | PortfolioFailure:
         try:
-            reads = _Reads.start(self._globeco, portfolio_id)
+            reads = PortfolioReads.start(self._globeco, portfolio_id)
             return await self._rebalance(model, reads, tickers, solving)
         except UpstreamUnavailable:
             raise
@@ -315,7 +297,7 @@ class RebalanceService:
     async def _rebalance(
         self,
         model: InvestmentModel,
-        reads: "_Reads",
+        reads: PortfolioReads,
         tickers: dict[str, str],
         solving: asyncio.Semaphore | None = None,
     ) -> PortfolioOutcome:
@@ -325,24 +307,15 @@ class RebalanceService:
             securities = [p.security_id for p in model.positions]
             in_model = set(securities)
             securities += [s for s in holdings.quantities if s not in in_model]
-            prices = await self._prices(securities, tickers)
+            prices = await self._globeco.prices(securities, tickers)
             problem = _problem(model, holdings.quantities, holdings.cash, prices)
             async with solving or contextlib.nullcontext():
                 result = await self._solve(problem)
         except BaseException:
             reads.discard()
             raise
-        name = await _at_most(reads.name, NAME_WAIT_SECONDS)
+        name = await reads.name_or_none()
         return PortfolioOutcome(reads.portfolio_id, name, result, date.today())
-
-    async def _prices(
-        self, security_ids: Sequence[str], tickers: dict[str, str]
-    ) -> dict[str, Decimal]:
-        """The price of each security, looked up by its ticker (added to `tickers`)."""
-        found = await self._globeco.security.tickers(security_ids)
-        by_ticker = await self._globeco.pricing.prices(found.values())
-        tickers.update(found)
-        return {s: by_ticker[found[s]] for s in security_ids}
 
     async def _solve(self, problem: RebalanceProblem) -> RebalanceResult:
         loop = asyncio.get_running_loop()
@@ -352,37 +325,6 @@ class RebalanceService:
         result = await loop.run_in_executor(self._executor, job)
         SOLVER_DURATION.labels(result.method).observe(result.solve_seconds)
         return result
-
-    async def _warm_caches(self, model: InvestmentModel, tickers: dict[str, str]) -> None:
-        """One batched lookup of names, tickers and prices instead of one per portfolio."""
-        await asyncio.gather(
-            self._globeco.portfolio.names(model.portfolios),
-            self._prices([p.security_id for p in model.positions], tickers),
-        )
-
-
-@dataclass(frozen=True)
-class _Reads:
-    """A portfolio's holdings and name, being read from GlobeCo."""
-
-    portfolio_id: str
-    holdings: asyncio.Task[PortfolioHoldings]
-    name: asyncio.Task[str | None]
-
-    @classmethod
-    def start(cls, globeco: Globeco, portfolio_id: str) -> "_Reads":
-        return cls(
-            portfolio_id,
-            asyncio.create_task(globeco.accounting.holdings(portfolio_id)),
-            asyncio.create_task(globeco.portfolio.name(portfolio_id)),
-        )
-
-    def discard(self) -> None:
-        """Stop both reads; an error one of them already raised is dropped with it."""
-        for task in (self.holdings, self.name):
-            task.cancel()
-            if task.done() and not task.cancelled():
-                task.exception()
 
 
 def with_policy(model: InvestmentModel, changes: PolicyChanges | None) -> InvestmentModel:
@@ -406,10 +348,3 @@ def _run(
     return RebalanceRun(
         model.model_id, model.name, datetime.now(UTC), outcomes, model_version=model.version
     )
-
-
-async def _at_most(name: asyncio.Task[str | None], seconds: float) -> str | None:
-    try:
-        return await asyncio.wait_for(name, seconds)
-    except TimeoutError:
-        return None
