@@ -14,9 +14,10 @@ from pymongo import AsyncMongoClient
 
 from order_generation.adapters.mongo import MongoStore
 from order_generation.config import Settings
+from order_generation.domain.explanations import Breach
 from order_generation.domain.models import InvestmentModel, Position
 from order_generation.domain.policy import DEFAULT_POLICY, Policy
-from order_generation.domain.rebalance import Breach, RebalanceProblem, solve
+from order_generation.domain.rebalance import RebalanceProblem, solve
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 
 

@@ -45,10 +45,19 @@ from typing import Literal, NamedTuple
 from order_generation.domain import milp
 from order_generation.domain.drifts import Drift, drift_rows
 from order_generation.domain.errors import Infeasible, InvalidInput, ServiceError, SolverTimeout
+from order_generation.domain.explanations import (
+    Breach,
+    band,
+    bands_left,
+    check_value,
+    infeasible,
+    overspent,
+    why_outside,
+)
 from order_generation.domain.knapsack import fill
 from order_generation.domain.models import Position
 from order_generation.domain.policy import DEFAULT_POLICY, Policy
-from order_generation.domain.terms import EXACT, ZERO, Book, Run, Term, read
+from order_generation.domain.terms import EXACT, Book, Run, read
 
 SEARCH_SHARE = 0.5
 """The search may use this share of the time limit before the MILP takes over."""
@@ -78,19 +87,6 @@ class Trade(NamedTuple):
     security_id: str
     side: Literal["BUY", "SELL"]
     quantity: int
-
-
-class Breach(NamedTuple):
-    """A band the answer leaves under best-effort bands: its floor and ceiling amounts, the
-    amount held after, by how much it lies outside, and why (no allowed quantity lies inside
-    the band, or the cash row kept them out)."""
-
-    security_id: str
-    floor: Decimal
-    ceiling: Decimal
-    amount: Decimal
-    outside: Decimal
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +138,9 @@ def solve(problem: RebalanceProblem, *, time_limit: float = 30.0) -> RebalanceRe
             "internal error: the rebalance result failed its exact check",
             {"violations": problems[:10]},
         )
-    breaches = _breaches(problem, book, quantities) if problem.policy.bands == "best_effort" else ()
+    breaches = (
+        bands_left(problem, book, quantities) if problem.policy.bands == "best_effort" else ()
+    )
     breached = {b.security_id for b in breaches}
     return RebalanceResult(
         quantities=dict(zip(book.ids, quantities, strict=True)),
@@ -177,12 +175,12 @@ def _answer(problem: RebalanceProblem, deadline: float, *, keep_in_band: bool) -
         problem.policy,
         keep_in_band=keep_in_band,
     )
-    _check_value(problem, book)
+    check_value(problem, book)
     strict = problem.policy.bands == "strict"
     runs = [term.runs(book.budget, strict) for term in book.terms]
     for sid, term, allowed in zip(book.ids, book.terms, runs, strict=True):
         if not allowed:
-            raise _infeasible(sid, _why_outside(problem, book, sid, term))
+            raise infeasible(sid, why_outside(problem, book, sid, term))
     nearest = [term.nearest(allowed) for term, allowed in zip(book.terms, runs, strict=True)]
     if _spent(book, nearest) <= book.budget:
         return _Answer(book, nearest, "nearest", "optimal")
@@ -200,7 +198,7 @@ def _settle(
     lowest = [allowed[0].first for allowed in runs]
     capacity = book.budget - _spent(book, lowest)
     if capacity < 0:
-        raise _overspent(problem, book, lowest)
+        raise overspent(problem, book, lowest)
     ladders = tuple(
         term.ladder(allowed, n) for term, allowed, n in zip(book.terms, runs, nearest, strict=True)
     )
@@ -259,76 +257,6 @@ def _deviation(book: Book, quantities: list[int]) -> int:
     return sum(abs(t.goal - u * t.price) for t, u in zip(book.terms, quantities, strict=True))
 
 
-def _check_value(problem: RebalanceProblem, book: Book) -> None:
-    policy = problem.policy
-    if book.market_value < 0:
-        raise Infeasible(
-            f"no feasible solution exists: the market value {book.market_value} is negative "
-            "(short positions outweigh cash and long holdings)",
-            {"solver_status": "infeasible", "market_value": str(book.market_value)},
-        )
-    if book.budget < 0:
-        raise Infeasible(
-            f"no feasible solution exists: the withdrawal {policy.withdraw} and the cash "
-            f"reserve {book.reserve} need more than the market value {book.market_value}",
-            {"solver_status": "infeasible", "market_value": str(book.market_value)},
-        )
-
-
-def _infeasible(security_id: str, reason: str) -> Infeasible:
-    return Infeasible(
-        f"no feasible solution exists: security {security_id} {reason}",
-        {"solver_status": "infeasible", "security_id": security_id, "reason": reason},
-    )
-
-
-def _overspent(problem: RebalanceProblem, book: Book, lowest: list[int]) -> Infeasible:
-    with localcontext(EXACT):
-        cost = sum([u * problem.prices[sid] for sid, u in zip(book.ids, lowest, strict=True)], ZERO)
-    room = Decimal(book.budget).scaleb(book.exponent)
-    if book.reserve or problem.policy.withdraw:
-        where = f"the {room} left after the withdrawal and the cash reserve"
-    else:
-        where = f"the market value {book.market_value}"
-    return Infeasible(
-        f"no feasible solution exists: the lower bounds alone cost {cost}, more than {where}",
-        {"solver_status": "infeasible", "market_value": str(book.market_value)},
-    )
-
-
-def _why_outside(problem: RebalanceProblem, book: Book, security_id: str, term: Term) -> str:
-    """Why security i has no allowed quantity inside its band, or, when it has one, that the
-    cash row kept it out."""
-    price = problem.prices[security_id]
-    floor, ceiling = _band(problem, book, security_id)
-    lowest, highest = -(-term.floor // term.price), term.ceiling // term.price
-    if lowest > highest:
-        return f"cannot be held within its band [{floor}, {ceiling}] at price {price}"
-    if term.fixed and not term.floor <= term.held * term.price <= term.ceiling:
-        return f"is held by the policy at {term.held} shares, outside its band [{floor}, {ceiling}]"
-    if term.held < lowest and not term.may_buy:
-        return f"must be bought to reach its band [{floor}, {ceiling}], which the policy forbids"
-    if term.held > highest and not term.may_sell:
-        return f"must be sold to reach its band [{floor}, {ceiling}], which the policy forbids"
-    if not term.runs(book.budget, strict=True):
-        return (
-            f"has no order size the round lot {term.lot} and the minimum trade allow that "
-            f"lands in its band [{floor}, {ceiling}]"
-        )
-    return "is kept out of its band by the cash row (the cash reserve, the withdrawal or cash)"
-
-
-def _band(problem: RebalanceProblem, book: Book, security_id: str) -> tuple[Decimal, Decimal]:
-    """Security i's floor and ceiling amounts as `Decimal` arithmetic on the input gives them."""
-    position = next((p for p in problem.positions if p.security_id == security_id), None)
-    if position is None:
-        return ZERO, ZERO
-    w, low, high = position.target, position.low_drift, position.high_drift
-    with localcontext(EXACT):
-        value = book.market_value - problem.policy.withdraw
-        return (value * (w - low) if w > low else ZERO), value * (w + high)
-
-
 def _check(
     problem: RebalanceProblem, book: Book, quantities: list[int], cash_after: Decimal | None = None
 ) -> list[str]:
@@ -350,7 +278,7 @@ def _check(
         if sized and u not in (h, 0) and not _sized(policy, sid, u - h, problem.prices[sid]):
             problems.append(f"{sid}: an order of {u - h} breaks the lot or the minimum trade")
         if strict and not term.floor <= u * term.price <= term.ceiling:
-            floor, ceiling = _band(problem, book, sid)
+            floor, ceiling = band(problem, book, sid)
             problems.append(f"{sid}: {u} shares fall outside [{floor}, {ceiling}]")
     if cash_after is None:
         cash_after = _cash_after(problem, book, quantities)
@@ -389,26 +317,6 @@ def _trades(book: Book, quantities: list[int]) -> tuple[Trade, ...]:
         for sid, t, u in zip(book.ids, book.terms, quantities, strict=True)
         if u != t.held
     )
-
-
-def _breaches(problem: RebalanceProblem, book: Book, quantities: list[int]) -> tuple[Breach, ...]:
-    """Under best-effort bands, every band the answer leaves, by how much and why."""
-    found = []
-    for sid, term, u in zip(book.ids, book.terms, quantities, strict=True):
-        outside = term.outside(u * term.price)
-        if outside:
-            floor, ceiling = _band(problem, book, sid)
-            found.append(
-                Breach(
-                    security_id=sid,
-                    floor=floor,
-                    ceiling=ceiling,
-                    amount=u * problem.prices[sid],
-                    outside=Decimal(outside).scaleb(book.exponent),
-                    reason=_why_outside(problem, book, sid, term),
-                )
-            )
-    return tuple(found)
 
 
 def _check_positions(positions: tuple[Position, ...]) -> None:

@@ -11,7 +11,8 @@ from bson import ObjectId
 
 from order_generation.adapters.mongo.documents import Document, policy_from_doc
 from order_generation.domain.drifts import Drift
-from order_generation.domain.rebalance import Breach, RebalanceResult, Trade
+from order_generation.domain.explanations import Breach
+from order_generation.domain.rebalance import RebalanceResult, Trade
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 
 # A portfolio result is stored as parts of at most this many positions, each written by a
