@@ -10,10 +10,11 @@ from typing import Any
 import mongoeco.engines.sqlite
 import mongoeco.engines.sqlite_query
 from bson import Decimal128, ObjectId
+from mongoeco.engines.sqlite import SQLiteEngine
 from pymongo import AsyncMongoClient
 
 from order_generation.adapters import embedded_queries
-from order_generation.adapters.embedded_mongo import EmbeddedMongo
+from order_generation.adapters.embedded_mongo import EmbeddedMongo, _FastSQLiteEngine
 
 MODULES = (mongoeco.engines.sqlite_query, mongoeco.engines.sqlite)
 
@@ -70,3 +71,39 @@ async def test_the_index_term_changes_no_answer(tmp_path: Path):
     embedded_queries.install()
     assert await _answers(tmp_path / "indexed.sqlite") == expected
     assert any(expected.values())  # not a comparison of empty answers
+
+
+SORTED: list[Any] = [3, [4, 1], 2, Decimal128("2.5"), "b", [], None, 7, [9], 1.5]
+
+
+async def _sorted_answers(path: Path) -> dict[str, list[int]]:
+    mongo = EmbeddedMongo(path)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo.start())
+    try:
+        things = client["db"]["things"]
+        await things.create_index([("f", 1), ("s", 1)])
+        # f = i % 4 picks which documents match: an array under the sort key (f 0 and 1), a
+        # Decimal128 (f 3) or plain values only (f 2, sorted in SQL); one has no s at all.
+        docs = [{"_id": i, "f": i % 4, "s": value} for i, value in enumerate(SORTED)]
+        await things.insert_many([*docs, {"_id": len(docs), "f": 1}])
+        answers = {}
+        for query in ({"f": 0}, {"f": 1}, {"f": 2}, {"f": 3}, {"f": {"$gte": 2}}, {}):
+            for direction in (1, -1):
+                found = things.find(query, {"_id": 1}).sort([("s", direction), ("_id", 1)])
+                answers[f"{query!r} {direction}"] = [doc["_id"] async for doc in found]
+        return answers
+    finally:
+        await client.close()
+        mongo.stop()
+
+
+async def test_sorting_by_a_key_some_matches_hold_as_an_array_answers_as_mongoeco(
+    tmp_path: Path, monkeypatch: Any
+):
+    """Whether the sort needs Python is asked with the find's own filter translation."""
+    tuned, own = _FastSQLiteEngine._sort_requires_python, SQLiteEngine._sort_requires_python
+    monkeypatch.setattr(_FastSQLiteEngine, "_sort_requires_python", own)
+    expected = await _sorted_answers(tmp_path / "own.sqlite")
+    monkeypatch.setattr(_FastSQLiteEngine, "_sort_requires_python", tuned)
+    assert await _sorted_answers(tmp_path / "tuned.sqlite") == expected
+    assert expected["{'f': 1} 1"] != sorted(expected["{'f': 1} 1"])  # an order, not ids

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from bson import ObjectId
+from bson import Decimal128, ObjectId
 from pymongo import ASCENDING, DESCENDING, monitoring
 
 from order_generation.adapters.mongo import MongoStore
@@ -204,7 +204,8 @@ async def test_the_tickers_are_kept_with_the_positions(store: MongoStore, databa
     assert stored.rebalance_id is not None
 
     raw = await database["rebalance_portfolios"].find_one({"index": 0})
-    assert [p["ticker"] for p in raw["positions"]] == ["T0", "T1", "T2", None]
+    assert [p.get("ticker") for p in raw["positions"]] == ["T0", "T1", "T2", None]
+    assert "ticker" not in raw["positions"][3]  # none known: not stored
     for read in (
         await store.runs.get_rebalance(stored.rebalance_id),
         await store.runs.run_portfolios(stored.rebalance_id, 0, 10),
@@ -230,6 +231,61 @@ class Inserts(monitoring.CommandListener):
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
+
+
+async def test_a_position_stores_only_what_the_report_cannot_derive(
+    store: MongoStore, database: Any
+):
+    outcome = _outcome(0, 3, 1)
+    stored = await store.runs.insert_rebalance(_run("model", (outcome,)))
+    assert stored.rebalance_id is not None
+    raw = await database["rebalance_portfolios"].find_one({"index": 0})
+    drifts = outcome.result.drifts
+    assert [p["security_id"] for p in raw["positions"]] == [d.security_id for d in drifts]
+    stored_fields = {
+        "security_id",
+        "price",
+        "original_quantity",
+        "adjusted_quantity",
+        "target",
+        "low_drift",
+        "high_drift",
+        "actual",
+        "actual_drift",
+    }
+    assert all(set(p) == stored_fields for p in raw["positions"])
+    # Market values are price x quantity, a trade is the change of quantity.
+    assert {t.quantity for t in outcome.result.trades} != {0}
+    assert (await store.runs.get_rebalance(stored.rebalance_id)).run.outcomes == (outcome,)
+
+
+async def test_a_run_stored_with_derived_fields_reads_back_the_same(
+    store: MongoStore, database: Any
+):
+    """Runs stored before the layout dropped what it can derive kept market values, trade
+    fields and a null ticker in every position; they read back as they were."""
+    outcome = _outcome(0, 30, 2)
+    stored = await store.runs.insert_rebalance(_run("model", (outcome,)))
+    assert stored.rebalance_id is not None
+    trades = {t.security_id: t for t in outcome.result.trades}
+    trade_date = datetime(2025, 3, 4, tzinfo=UTC)
+    results = database["rebalance_portfolios"]
+    async for doc in results.find({"rebalance_id": ObjectId(stored.rebalance_id)}):
+        drifts = {d.security_id: d for d in outcome.result.drifts}
+        for position in doc["positions"]:
+            drift, trade = drifts[position["security_id"]], trades.get(position["security_id"])
+            position |= {
+                "ticker": None,
+                "original_position_market_value": Decimal128(drift.original_market_value),
+                "adjusted_position_market_value": Decimal128(drift.adjusted_market_value),
+                "transaction_type": trade.side if trade else None,
+                "trade_quantity": trade.quantity if trade else None,
+                "trade_date": trade_date if trade else None,
+            }
+        await results.replace_one({"_id": doc["_id"]}, doc)
+    read = await store.runs.get_rebalance(stored.rebalance_id)
+    assert read.run.outcomes == (outcome,)
+    assert read.tickers == {}
 
 
 async def test_small_results_share_an_insert_within_its_bounds(settings: Settings):

@@ -22,8 +22,10 @@ import mongoeco.engines.sqlite
 from mongoeco._types import _bson_values
 from mongoeco.core.identity import id_contains_numeric_value
 from mongoeco.core.operation_context import ChangePublicationPolicy
+from mongoeco.engines._sqlite_plan_heuristics import sort_requires_python
 from mongoeco.engines.memory import MemoryEngine
 from mongoeco.engines.sqlite import SQLiteEngine
+from mongoeco.engines.sqlite_query import json_path_for_field, type_expression_sql
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
 from order_generation.adapters import embedded_codec, embedded_queries
@@ -124,6 +126,29 @@ class _FastSQLiteEngine(SQLiteEngine):
         if keys is None:
             keys = known[tuple(fields)] = super()._unique_index_keys(document, fields)
         return keys
+
+    def _sort_requires_python(self, db_name: str, coll_name: str, plan: Any, sort: Any) -> bool:
+        # Whether a matching document holds an array under a sort key was asked with the
+        # generic translation of the filter, which no index serves: each sorted read of a
+        # page scanned the whole collection, twice. It is now asked with the translation
+        # the find itself runs, so it looks at the documents the find returns.
+        def as_the_find_does(query_plan: Any) -> tuple[str, list[object]]:
+            return self._translate_query_plan_with_multikey(db_name, coll_name, query_plan)
+
+        return sort_requires_python(
+            db_name=db_name,
+            coll_name=coll_name,
+            plan=plan,
+            sort=sort,
+            plan_has_array_traversing_paths=self._plan_has_array_traversing_paths,
+            translate_query_plan=as_the_find_does,
+            field_traverses_array_in_collection=self._field_traverses_array_in_collection,
+            field_contains_tagged_bytes_in_collection=self._field_contains_tagged_bytes_in_collection,
+            field_contains_tagged_undefined_in_collection=self._field_contains_tagged_undefined_in_collection,
+            fetchone=lambda sql, params: self._require_connection().execute(sql, params).fetchone(),
+            type_expression_sql=type_expression_sql,
+            json_path_for_field=json_path_for_field,
+        )
 
     def _decode_codec_payload(self, payload: Any, *, preserve_bson_wrappers: bool) -> Any:
         # The engine looked up the codec's signature (inspect.signature) on every document.

@@ -128,12 +128,8 @@ def outcome_docs(
         yield key(0) | {"error": {"code": outcome.code, "message": outcome.message}}
         return
     result = outcome.result
-    trades = {t.security_id: t for t in result.trades}
     trade_date = datetime.combine(outcome.trade_date, time(), UTC)
-    positions = [
-        _position_doc(d, trades.get(d.security_id), trade_date, tickers.get(d.security_id))
-        for d in result.drifts
-    ]
+    positions = [_position_doc(d, tickers.get(d.security_id)) for d in result.drifts]
     yield key(0) | {
         "portfolio_name": outcome.portfolio_name,
         "trade_date": trade_date,
@@ -155,25 +151,21 @@ def outcome_docs(
         yield key(part) | {"positions": positions[start : start + _POSITIONS_PER_DOCUMENT]}
 
 
-def _position_doc(
-    drift: Drift, trade: Trade | None, trade_date: datetime, ticker: str | None
-) -> Document:
-    return {
-        "security_id": drift.security_id,
-        "ticker": ticker,
+def _position_doc(drift: Drift, ticker: str | None) -> Document:
+    """What the report cannot derive: market values are price x quantity, and the trade, if
+    any, is the change of quantity (on the portfolio's trade date)."""
+    doc: Document = {"security_id": drift.security_id}
+    if ticker:
+        doc["ticker"] = ticker
+    return doc | {
         "price": drift.price,
         "original_quantity": drift.original_quantity,
         "adjusted_quantity": drift.adjusted_quantity,
-        "original_position_market_value": drift.original_market_value,
-        "adjusted_position_market_value": drift.adjusted_market_value,
         "target": drift.target,
         "high_drift": drift.high_drift,
         "low_drift": drift.low_drift,
         "actual": drift.actual,
         "actual_drift": drift.actual_drift,
-        "transaction_type": trade.side if trade else None,
-        "trade_quantity": trade.quantity if trade else None,
-        "trade_date": trade_date if trade else None,
     }
 
 
@@ -198,11 +190,7 @@ def _outcome_from_doc(doc: Document) -> PortfolioOutcome | PortfolioFailure:
         )
         for p in positions
     )
-    trades = tuple(
-        Trade(p["security_id"], p["transaction_type"], p["trade_quantity"])
-        for p in positions
-        if p["transaction_type"]
-    )
+    trades = tuple(_trade(d) for d in drifts if d.adjusted_quantity != d.original_quantity)
     result = RebalanceResult(
         quantities={d.security_id: d.adjusted_quantity for d in drifts},
         trades=trades,
@@ -220,3 +208,8 @@ def _outcome_from_doc(doc: Document) -> PortfolioOutcome | PortfolioFailure:
     )
     trade_date: date = doc["trade_date"].date()
     return PortfolioOutcome(doc["portfolio_id"], doc["portfolio_name"], result, trade_date)
+
+
+def _trade(drift: Drift) -> Trade:
+    change = drift.adjusted_quantity - drift.original_quantity
+    return Trade(drift.security_id, "BUY" if change > 0 else "SELL", abs(change))
