@@ -75,3 +75,13 @@ def test_a_non_canonical_coefficient_reads_as_bson_reads_it():
     bits = ((6176 << 49) | (10**34 >> 64)) << 64 | (10**34 & ((1 << 64) - 1))
     too_big = Decimal128.from_bid(bits.to_bytes(16, "little"))
     assert _same_decimal(from_decimal128(too_big), too_big.to_decimal())
+
+
+def test_equal_values_written_differently_keep_their_own_encoding():
+    """Remembered conversions are keyed by the digits and exponent, not by the value."""
+    written = ["1", "1.0", "1.00", "1E+1", "10", "-0", "0", "0.000"]
+    for _ in range(2):  # the second time round, every answer comes from memory
+        for text in written:
+            value = Decimal(text)
+            assert to_decimal128(value).bid == Decimal128(value).bid
+            assert str(from_decimal128(Decimal128(value))) == str(Decimal128(value).to_decimal())

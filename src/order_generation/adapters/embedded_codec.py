@@ -12,6 +12,7 @@ replaces on generated documents.
 
 import datetime
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import bson
@@ -22,7 +23,7 @@ from mongoeco import Decimal128, ObjectId
 from mongoeco.core.bson_scalars import INT64_MAX, INT64_MIN, normalize_utc_bson_datetime
 from mongoeco.core.codec import DocumentCodec, _InternalBsonArray, _InternalBsonDocument
 
-from order_generation.adapters.decimal128 import from_decimal128, to_decimal128
+from order_generation.adapters.decimal128 import decimal_of_bid, to_decimal128
 
 _WIRE = mongoeco.wire.bson_bridge
 ORIGINAL_DECODE_WIRE = _WIRE.decode_wire_value
@@ -38,9 +39,10 @@ _MARKER = DocumentCodec._MARKER
 # mongoeco's internal form: a dict and a list that refuse changes, encoded as dict and list.
 _DOCUMENTS: frozenset[type] = frozenset((dict, _InternalBsonDocument))
 _ARRAYS: frozenset[type] = frozenset((list, tuple, _InternalBsonArray))
+_REMEMBERED = 1 << 16  # Decimal128s kept by their text or bytes (immutable, and repeated)
 # Tagged values a stored run holds, read back as mongoeco's decode reads them.
 _TAGGED: dict[str, Callable[[Any], Any]] = {
-    "decimal128_public": Decimal128,
+    "decimal128_public": lru_cache(maxsize=_REMEMBERED)(Decimal128),
     "datetime": datetime.datetime.fromisoformat,
     "objectid": ObjectId,
 }
@@ -56,8 +58,13 @@ def decode_wire_value(value: Any) -> Any:
     if kind is list:
         return [decode_wire_value(item) for item in value]
     if kind is bson.Decimal128:
-        return Decimal128(from_decimal128(value))
+        return _decimal128_of_bid(value.bid)
     return ORIGINAL_DECODE_WIRE(value)
+
+
+@lru_cache(maxsize=_REMEMBERED)
+def _decimal128_of_bid(bid: bytes) -> Decimal128:
+    return Decimal128(decimal_of_bid(bid))
 
 
 def encode_wire_value(value: Any) -> Any:
