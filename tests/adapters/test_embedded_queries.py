@@ -1,15 +1,18 @@
-"""Comparisons translated with the index term answer what mongoeco's own translation
-answers, query for query, on the same kinds of stored values."""
+"""Comparisons translated with the index term, and the feature probes rewritten for the
+probe indexes, answer what mongoeco's own answer, query for query, on the same kinds of
+stored values."""
 
 import contextlib
 import datetime
+import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mongoeco.engines.sqlite
 import mongoeco.engines.sqlite_query
-from bson import Decimal128, ObjectId
+from bson import Binary, Decimal128, ObjectId
 from mongoeco.engines.sqlite import SQLiteEngine
 from pymongo import AsyncMongoClient
 
@@ -25,6 +28,9 @@ STORED: dict[str, list[Any]] = {
     "strings": ["a", "b", "P1", "", "1", "P10"],
     "mixed": [None, True, 0, 2.5, "a", "", [1, "a"], {"x": 1}, ObjectId(), Decimal128("1"),
               datetime.datetime(2026, 1, 1)],
+    # Numbers with a tagged value among them: the engine's probes must find it.
+    "decimals": [0, 1, 2.5, Decimal128("1"), Decimal128("2.50"), 7],
+    "bytes": [0, 1, "a", Binary(b"\x01"), 2.5],
 }  # fmt: skip
 ASKED: list[Any] = [0, 1, 2.5, -3, 10**12, "a", "P1", "", "1"]
 OPERATORS = ["$eq", "$gt", "$gte", "$lt", "$lte", "$ne"]
@@ -63,6 +69,20 @@ def mongoeco_own_translation() -> Iterator[None]:
     finally:
         for module, name, function in saved:
             setattr(module, name, function)
+
+
+async def test_the_probes_the_indexes_serve_answer_as_the_engines_own(
+    tmp_path: Path, monkeypatch: Any
+):
+    for probe in (
+        "_field_contains_tagged_value_type_in_collection",
+        "_field_has_comparison_type_mismatch_in_collection",
+    ):
+        monkeypatch.setattr(_FastSQLiteEngine, probe, getattr(SQLiteEngine, probe))
+    expected = await _answers(tmp_path / "own.sqlite")
+    monkeypatch.undo()
+    assert await _answers(tmp_path / "tuned.sqlite") == expected
+    assert expected["decimals {'f': {'$eq': 1}}"] == [1, 3]  # 1 and Decimal128("1")
 
 
 async def test_the_index_term_changes_no_answer(tmp_path: Path):
@@ -107,3 +127,30 @@ async def test_sorting_by_a_key_some_matches_hold_as_an_array_answers_as_mongoec
     monkeypatch.setattr(_FastSQLiteEngine, "_sort_requires_python", tuned)
     assert await _sorted_answers(tmp_path / "tuned.sqlite") == expected
     assert expected["{'f': 1} 1"] != sorted(expected["{'f': 1} 1"])  # an order, not ids
+
+
+async def test_the_probes_of_an_indexed_field_are_index_lookups(tmp_path: Path):
+    path = tmp_path / "probes.sqlite"
+    mongo = EmbeddedMongo(path)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo.start())
+    try:
+        things = client["db"]["things"]
+        await things.create_index([("f", 1), ("g", 1)])
+        await things.insert_many([{"f": i, "g": "x" * 100} for i in range(50)])
+    finally:
+        await client.close()
+        mongo.stop()
+    array_probe = (  # the engine's own, as it writes it
+        "SELECT 1 FROM documents WHERE db_name = ? AND coll_name = ? "
+        f"AND {embedded_queries.json_type_sql('g')} = 'array' LIMIT 1"
+    )
+    probes = [
+        (array_probe, ("db", "things")),
+        (embedded_queries.tagged_probe_sql("f"), ("db", "things", "decimal128")),
+        (embedded_queries.mismatch_probe_sql("g", "string"), ("db", "things")),
+    ]
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        for query, params in probes:
+            plan = " ".join(row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {query}", params))
+            lookup = r"INDEX probe_\w+ \(db_name=\? AND coll_name=\? AND <expr>=\?"
+            assert re.search(lookup, plan), plan

@@ -23,6 +23,7 @@ from mongoeco._types import _bson_values
 from mongoeco.core.identity import id_contains_numeric_value
 from mongoeco.core.operation_context import ChangePublicationPolicy
 from mongoeco.engines._sqlite_plan_heuristics import sort_requires_python
+from mongoeco.engines._sqlite_write_scope import SQLiteWriteScope
 from mongoeco.engines.memory import MemoryEngine
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.engines.sqlite_query import json_path_for_field, type_expression_sql
@@ -126,6 +127,54 @@ class _FastSQLiteEngine(SQLiteEngine):
         if keys is None:
             keys = known[tuple(fields)] = super()._unique_index_keys(document, fields)
         return keys
+
+    async def create_index(self, db_name: str, coll_name: str, keys: Any, **options: Any) -> str:
+        # Each field of an index also gets its probe index (`embedded_queries`): the feature
+        # probes the engine asks again after every write are then index lookups.
+        name = await super().create_index(db_name, coll_name, keys, **options)
+        run_blocking: Any = self._run_blocking  # untyped in mongoeco
+        fields = [field for field, _ in keys]
+        await run_blocking(self._create_probe_indexes, fields, options.get("context"))
+        return name
+
+    def _create_probe_indexes(self, fields: list[str], context: Any) -> None:
+        with self._lock:
+            conn = self._require_connection(context)
+            with SQLiteWriteScope(
+                conn,
+                begin_write=lambda current: self._begin_write(current, context),
+                commit_write=lambda current: self._commit_write(current, context),
+                rollback_write=lambda current: self._rollback_write(current, context),
+            ):
+                for field in fields:
+                    conn.execute(embedded_queries.probe_index_sql(field))
+
+    def _field_contains_tagged_value_type_in_collection(
+        self, db_name: str, coll_name: str, field: str, value_type: str
+    ) -> bool:
+        query = embedded_queries.tagged_probe_sql(field)
+        feature = f"tagged_type:{field}:{value_type}"
+        return self._probe(feature, query, db_name, coll_name, value_type)
+
+    def _field_has_comparison_type_mismatch_in_collection(
+        self, db_name: str, coll_name: str, field: str, expected_type: str
+    ) -> bool:
+        # The engine's probe (type not null and not in the kind's) is not one an index serves.
+        query = embedded_queries.mismatch_probe_sql(field, expected_type)
+        if query is None:
+            return super()._field_has_comparison_type_mismatch_in_collection(
+                db_name, coll_name, field, expected_type
+            )
+        feature = f"comparison_mismatch:{field}:{expected_type}"
+        return self._probe(feature, query, db_name, coll_name)
+
+    def _probe(self, feature: str, query: str, db_name: str, coll_name: str, *params: Any) -> bool:
+        """A feature probe remembered until the collection's next write, as the engine's."""
+        key, known = (db_name, coll_name, feature), self._collection_features_cache
+        if key not in known:
+            found = self._require_connection().execute(query, (db_name, coll_name, *params))
+            known[key] = found.fetchone() is not None
+        return bool(known[key])
 
     def _sort_requires_python(self, db_name: str, coll_name: str, plan: Any, sort: Any) -> bool:
         # Whether a matching document holds an array under a sort key was asked with the
