@@ -4,6 +4,7 @@ number of portfolios or of positions. Without transactions, the header's status 
 visible only once all its parts are written."""
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -36,6 +37,7 @@ _PENDING, _COMPLETE, _DELETING = "pending", "complete", "deleting"
 # run of small portfolios pays one round trip per command, not per document.
 _POSITIONS_PER_COMMAND = 25
 _DOCUMENTS_PER_COMMAND = 10
+_INSERTS_IN_FLIGHT = 2
 # Ids per query: the embedded engine's SQL for `$in` fails from about 495 values ("Expression
 # tree is too large"), and a real MongoDB bounds a command to 16 MB; 200 fits both.
 _IDS_PER_QUERY = 200
@@ -87,8 +89,7 @@ class RunStore:
                 for index, outcome in enumerate(run.outcomes)
                 for doc in outcome_docs(rebalance_id, index, outcome, tickers or {})
             )
-            for command in _commands(docs):
-                await self._results.insert_many(command)
+            await self._insert_in_turn(_commands(docs))
             complete = {"$set": {"status": _COMPLETE}}
             await self._rebalances.update_one({"_id": rebalance_id}, complete)
         except BaseException:
@@ -96,6 +97,21 @@ class RunStore:
             await asyncio.shield(self._drop_rebalance(rebalance_id))
             raise
         return replace(run, rebalance_id=str(rebalance_id), version=1)
+
+    async def _insert_in_turn(self, commands: Iterable[list[Document]]) -> None:
+        """The inserts in order, the next one sent while the one before is written, so the
+        server does not wait for the client in between; on a failure the insert still being
+        written finishes before the failure is raised (and the run dropped)."""
+        writing: deque[asyncio.Task[object]] = deque()
+        try:
+            for command in commands:
+                if len(writing) == _INSERTS_IN_FLIGHT:
+                    await writing.popleft()
+                writing.append(asyncio.create_task(self._results.insert_many(command)))
+            while writing:
+                await writing.popleft()
+        finally:
+            await asyncio.gather(*writing, return_exceptions=True)
 
     async def get_rebalance(self, rebalance_id: str) -> StoredRun:
         header = await self._header(rebalance_id)
