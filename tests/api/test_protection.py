@@ -143,3 +143,15 @@ async def _check_back_pressure(http: httpx.AsyncClient, responses: list[httpx.Re
     assert sorted(r["rebalance_id"] for r in stored) == sorted(a["rebalance_id"] for a in accepted)
     again = await http.post(f"{API}/portfolio/{PORTFOLIOS[-1]}/rebalance")
     assert again.status_code == 200, "the bound frees up once work finishes"
+
+
+async def test_the_request_log_line_names_the_caller(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+):
+    keyed = settings.model_copy(update={"api_keys": SecretStr("portal:k1,batch:k2")})
+    async with app_client(keyed) as http:
+        capsys.readouterr()
+        assert (await http.get(f"{API}/models", headers={"X-API-Key": "k1"})).status_code == 200
+    logged = capsys.readouterr()  # console lines in tests: key=value
+    [line] = [line for line in logged.out.splitlines() if "route=/api/v1/models" in line]
+    assert "principal=portal" in line  # bound by the API key check, logged by the middleware

@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the services opened once by the lifespan, and who is calling."""
+"""FastAPI dependencies: the services opened once by the lifespan, and who is calling.
+
+They are coroutines, though none awaits: FastAPI runs a plain function in a worker thread,
+which cost each request a thread hop per dependency, and the principal the key check binds
+for the log would have stayed in that thread's context."""
 
 import hmac
 from typing import Annotated
@@ -17,22 +21,22 @@ from order_generation.service.rebalance import RebalanceService
 SECRET_KEY_ACTOR = "api-key"
 
 
-def _store(request: Request) -> MongoStore:
+async def _store(request: Request) -> MongoStore:
     store: MongoStore = request.app.state.store
     return store
 
 
-def _model_service(request: Request) -> ModelService:
+async def _model_service(request: Request) -> ModelService:
     service: ModelService = request.app.state.model_service
     return service
 
 
-def _rebalance_service(request: Request) -> RebalanceService:
+async def _rebalance_service(request: Request) -> RebalanceService:
     service: RebalanceService = request.app.state.rebalance_service
     return service
 
 
-def literal_paths_first(request: Request) -> None:
+async def literal_paths_first(request: Request) -> None:
     """A path a route serves as written (/rebalance/preview) is never an id of a templated
     route (/rebalance/{rebalance_id}): its other methods are 405, as they are where no
     template matches."""
@@ -53,7 +57,7 @@ def _literal_paths(request: Request) -> set[str]:
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def require_api_key(
+async def require_api_key(
     request: Request, api_key: Annotated[str | None, Depends(_api_key_header)]
 ) -> str:
     """When SECRET_KEY or API_KEYS is set, every API call must carry one of the keys in

@@ -113,7 +113,7 @@ class ReplayOut(BaseModel):
         )
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
