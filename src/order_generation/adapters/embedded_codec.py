@@ -42,7 +42,7 @@ _ARRAYS: frozenset[type] = frozenset((list, tuple, _InternalBsonArray))
 _REMEMBERED = 1 << 16  # Decimal128s kept by their text or bytes (immutable, and repeated)
 # Tagged values a stored run holds, read back as mongoeco's decode reads them.
 _TAGGED: dict[str, Callable[[Any], Any]] = {
-    "decimal128_public": lru_cache(maxsize=_REMEMBERED)(Decimal128),
+    "decimal128_public": lambda value: _stored_decimal128(value),
     "datetime": datetime.datetime.fromisoformat,
     "objectid": ObjectId,
 }
@@ -65,6 +65,16 @@ def decode_wire_value(value: Any) -> Any:
 @lru_cache(maxsize=_REMEMBERED)
 def _decimal128_of_bid(bid: bytes) -> Decimal128:
     return Decimal128(decimal_of_bid(bid))
+
+
+def _stored_decimal128(value: Any) -> Decimal128:
+    """Remembered by its text, which it always is where mongoeco wrote it."""
+    return _decimal128_of_text(value) if type(value) is str else Decimal128(value)
+
+
+@lru_cache(maxsize=_REMEMBERED)
+def _decimal128_of_text(text: str) -> Decimal128:
+    return Decimal128(text)
 
 
 def encode_wire_value(value: Any) -> Any:
