@@ -61,20 +61,16 @@ def install() -> None:
         module._translate_same_type_comparison = _translate_same_type_comparison  # type: ignore[attr-defined]
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def json_type_sql(field: str) -> str:
     """The field's JSON type, written as the engine's probes write it."""
-    return f"json_type(document, {_literal(translation.json_path_for_field(field))})"
+    return f"json_type(document, {translation._path_literal(field)})"
 
 
 def tag_sql(field: str) -> str:
     """The type tag of a tagged value (a Decimal128, a binary, ...) under the field."""
     path = translation.json_path_for_field(field)
     tagged = f'{path}."{DocumentCodec._MARKER}".{DocumentCodec._TYPE}'
-    return f"json_extract(document, {_literal(tagged)})"
+    return f"json_extract(document, {translation._quote_sql_string(tagged)})"
 
 
 def probe_index_sql(field: str) -> str:
