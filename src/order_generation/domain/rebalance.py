@@ -313,10 +313,17 @@ def _cash_after(problem: RebalanceProblem, book: Book, quantities: list[int]) ->
 
 def _trades(book: Book, quantities: list[int]) -> tuple[Trade, ...]:
     return tuple(
-        Trade(sid, "BUY", u - t.held) if u > t.held else Trade(sid, "SELL", t.held - u)
+        trade(sid, t.held, u)
         for sid, t, u in zip(book.ids, book.terms, quantities, strict=True)
         if u != t.held
     )
+
+
+def trade(security_id: str, held: int, adjusted: int) -> Trade:
+    """The order that takes a holding from `held` to `adjusted` shares (they differ)."""
+    if adjusted > held:
+        return Trade(security_id, "BUY", adjusted - held)
+    return Trade(security_id, "SELL", held - adjusted)
 
 
 def _check_positions(positions: tuple[Position, ...]) -> None:

@@ -12,7 +12,7 @@ from bson import ObjectId
 from order_generation.adapters.mongo.documents import Document, policy_from_doc
 from order_generation.domain.drifts import Drift
 from order_generation.domain.explanations import Breach
-from order_generation.domain.rebalance import RebalanceResult, Trade
+from order_generation.domain.rebalance import RebalanceResult, trade
 from order_generation.domain.runs import PortfolioFailure, PortfolioOutcome, RebalanceRun
 
 # A portfolio result is stored as parts of at most this many positions, each written by a
@@ -190,7 +190,11 @@ def _outcome_from_doc(doc: Document) -> PortfolioOutcome | PortfolioFailure:
         )
         for p in positions
     )
-    trades = tuple(_trade(d) for d in drifts if d.adjusted_quantity != d.original_quantity)
+    trades = tuple(
+        trade(d.security_id, d.original_quantity, d.adjusted_quantity)
+        for d in drifts
+        if d.adjusted_quantity != d.original_quantity
+    )
     result = RebalanceResult(
         quantities={d.security_id: d.adjusted_quantity for d in drifts},
         trades=trades,
@@ -208,8 +212,3 @@ def _outcome_from_doc(doc: Document) -> PortfolioOutcome | PortfolioFailure:
     )
     trade_date: date = doc["trade_date"].date()
     return PortfolioOutcome(doc["portfolio_id"], doc["portfolio_name"], result, trade_date)
-
-
-def _trade(drift: Drift) -> Trade:
-    change = drift.adjusted_quantity - drift.original_quantity
-    return Trade(drift.security_id, "BUY" if change > 0 else "SELL", abs(change))
